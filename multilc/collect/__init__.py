@@ -1,0 +1,17 @@
+"""Collecting light curves from archives: the engine and the reader API.
+
+>>> import multilc
+>>> lc = multilc.collect(targets, archives=["heasarc.fermi_gbm", "icecube"])  # doctest: +SKIP
+>>> print(lc.report.summary())                                              # doctest: +SKIP
+"""
+from multilc.collect.api import (ARCHIVES, Archive, ArchiveError, Batch, Failure,  # noqa: F401
+                                 ParseResult, PermanentError, TransientError,
+                                 check_radius, get_archive, http_request, http_session,
+                                 register_archive, setting)
+from multilc.collect.engine import (BatchResult, CollectionReport, Runtime,  # noqa: F401
+                                    collect, default_cache_dir, run_batch)
+
+__all__ = ["collect", "run_batch", "Archive", "Batch", "ParseResult", "Failure",
+           "ArchiveError", "TransientError", "PermanentError", "register_archive",
+           "get_archive", "ARCHIVES", "CollectionReport", "BatchResult", "Runtime",
+           "setting", "check_radius", "http_request", "http_session", "default_cache_dir"]

@@ -1,0 +1,1370 @@
+"""The multi-band light-curve container.
+
+`MultiBandLightCurve` wraps one `xarray.Dataset` with four dimensions:
+
+``obs``
+    every measurement, sorted by (object, band, time). Integer codes
+    ``obs_object`` and ``obs_band`` point into the ``object`` and ``band``
+    dimensions, so a measurement costs 30 bytes with the required variables
+    (time, flux, flux_err: float64; object code: int32; band code: int16).
+``object``
+    per-target metadata: ``objectid``, ``label``, ``ra``, ``dec``.
+``band``
+    per-band metadata: name (``ztf:g``), archive, photometric system, zero
+    point, effective wavelength, flux unit, the archive's native time system.
+``event``
+    single events that are not fluxes (neutrinos, gamma-ray triggers).
+
+Flux storage never mixes units.  Bands with an absolute calibration are stored
+in mJy in ``flux``/``flux_err``; bands without one (TESS, Kepler and K2
+count rates in e-/s) are stored in ``flux_instrumental``/
+``flux_instrumental_err`` with their own unit, and hold NaN in the other pair.
+Times are MJD in the TDB scale at the solar-system barycentre; readers convert
+archive-native times with `multilc.timescales`.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from astropy import units as u
+from astropy.table import QTable, Table
+from astropy.time import Time
+
+from multilc import photometry
+from multilc.io.registry import LightCurveRead, LightCurveWrite
+from astropy.io.registry import UnifiedReadWriteMethod
+
+__all__ = ["MultiBandLightCurve", "LightCurveError", "TIME_SCALE", "TIME_FORMAT",
+           "CALIBRATED_UNIT", "INSTRUMENTAL_UNIT", "EVENT_COLUMNS"]
+
+#: The one time scale of the model: MJD, TDB, barycentric.
+TIME_SCALE = "tdb"
+TIME_FORMAT = "mjd"
+TIME_REFERENCE = "solar system barycentre"
+#: Unit of calibrated flux densities in storage.
+CALIBRATED_UNIT = u.mJy
+#: Unit of uncalibrated count rates (TESS, Kepler, K2) in storage.
+INSTRUMENTAL_UNIT = u.electron / u.s
+ENERGY_UNIT = u.GeV
+ANGLE_UNIT = u.deg
+SEPARATION_UNIT = u.arcsec
+
+# Optional per-measurement variables: name -> (dtype, fill value for pieces
+# that lack the variable, unit or None).
+_OPTIONAL_OBS = {
+    "mag": ("float64", np.nan, "mag"),
+    "mag_err": ("float64", np.nan, "mag"),
+    "upper_limit": ("bool", False, None),
+    "flag": ("int64", 0, None),
+    "source_id": ("int64", -1, None),
+    "separation": ("float64", np.nan, "arcsec"),
+}
+_FLUX_PAIRS = {"calibrated": ("flux", "flux_err"),
+               "instrumental": ("flux_instrumental", "flux_instrumental_err")}
+_BAND_VARS = ("archive", "system", "zero_point", "wavelength", "flux_unit",
+              "native_time", "band_notes")
+#: Event-table columns, their storage dtypes and units.
+EVENT_COLUMNS = {
+    "objectid": ("int64", None),
+    "archive": ("str", None),
+    "time": ("float64", "d"),
+    "event_id": ("str", None),
+    "energy": ("float64", "GeV"),
+    "error_radius": ("float64", "deg"),
+    "separation": ("float64", "deg"),
+}
+
+
+class LightCurveError(ValueError):
+    """Input that cannot become a valid `MultiBandLightCurve`."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_1d(name, values, n=None, dtype=None):
+    arr = np.asarray(values, dtype=dtype)
+    if arr.ndim == 0:
+        arr = np.full(n if n is not None else 1, arr.item() if dtype != object else arr)
+    if arr.ndim != 1:
+        raise LightCurveError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if n is not None and len(arr) != n:
+        raise LightCurveError(
+            f"{name} has {len(arr)} values but there are {n} measurements; "
+            "every per-measurement array must have the same length")
+    return arr
+
+
+def _quantity_values(name, value, unit, n, *, equivalencies=None):
+    """Return float64 values of *value* in *unit*; plain numbers are refused."""
+    if not isinstance(value, u.Quantity):
+        raise u.UnitsError(
+            f"{name} must be an astropy Quantity with a unit convertible to {unit}, "
+            f"got {type(value).__name__} without a unit")
+    try:
+        arr = value.to_value(unit, equivalencies=equivalencies or [])
+    except u.UnitConversionError as exc:
+        raise u.UnitsError(f"{name} is in {value.unit}, which cannot be converted "
+                           f"to {unit}") from exc
+    return _as_1d(name, arr, n, dtype="float64")
+
+
+def _time_values(time, n=None):
+    """MJD TDB values from an astropy Time (any scale/format)."""
+    if not isinstance(time, Time):
+        raise LightCurveError(
+            "time must be an astropy.time.Time (so that its scale is explicit), "
+            f"got {type(time).__name__}")
+    mask = np.atleast_1d(np.asarray(time.mask, dtype=bool)) if time.masked else False
+    if np.any(mask):
+        raise LightCurveError(f"time has {int(np.sum(mask))} missing (masked/NaN) values; "
+                              "every measurement needs a time")
+    values = np.atleast_1d(np.asarray(time.tdb.mjd, dtype="float64"))
+    if n is not None and len(values) != n:
+        raise LightCurveError(f"time has {len(values)} values but there are {n} "
+                              "measurements")
+    if np.isnan(values).any():
+        raise LightCurveError(f"time contains {int(np.isnan(values).sum())} NaN values; "
+                              "every measurement needs a time")
+    return values
+
+
+def _codes(values):
+    """Factorize to (codes, uniques) with uniques sorted."""
+    uniques, codes = np.unique(values, return_inverse=True)
+    return codes.reshape(-1), uniques
+
+
+def _band_record(name):
+    """Band metadata for *name* from `multilc.photometry`."""
+    band = photometry.get_band(name)
+    return {
+        "archive": band.archive,
+        "system": band.system,
+        "zero_point": (np.nan if band.zero_point is None
+                       else band.zero_point.to_value(u.Jy)),
+        "wavelength": (np.nan if band.wavelength is None
+                       else band.wavelength.to_value(u.AA)),
+        "flux_unit": band.flux_unit.to_string(),
+        "native_time": band.native_time or "",
+        "band_notes": "",
+    }
+
+
+def _is_instrumental(unit_string):
+    return u.Unit(unit_string).physical_type != u.mJy.physical_type
+
+
+def _empty_events():
+    return {k: np.array([], dtype=object if dt == "str" else dt)
+            for k, (dt, _) in EVENT_COLUMNS.items()}
+
+
+# --------------------------------------------------------------------------- class
+class MultiBandLightCurve:
+    """Multi-band photometry and events of many targets, with units.
+
+    Parameters
+    ----------
+    ds : `xarray.Dataset`
+        A dataset in the layout described in the module docstring (for
+        example ``other.ds``).  It is validated; use the ``from_*``
+        constructors to build one from arrays or tables.
+
+    Notes
+    -----
+    The storage is columnar: one flat ``obs`` dimension for all targets and
+    bands, so adding targets costs memory and time linear in the number of
+    measurements.  The public API returns `~astropy.units.Quantity` and
+    `~astropy.time.Time`; ``lc.ds`` gives the raw dataset.
+    """
+
+    def __init__(self, ds):
+        if isinstance(ds, MultiBandLightCurve):
+            ds = ds.ds
+        if not isinstance(ds, xr.Dataset):
+            raise LightCurveError(f"expected an xarray.Dataset, got {type(ds).__name__}")
+        self._ds = _validate(ds)
+
+    #: The `~multilc.collect.CollectionReport` of the run that made this light
+    #: curve (None unless it came from `multilc.collect`).
+    report = None
+
+    # ------------------------------------------------------------------ I/O
+    read = UnifiedReadWriteMethod(LightCurveRead)
+    write = UnifiedReadWriteMethod(LightCurveWrite)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_arrays(cls, objectid, band, time, flux, flux_err, *, mag=None, mag_err=None,
+                    upper_limit=None, flag=None, source_id=None, separation=None,
+                    label=None, ra=None, dec=None, band_meta=None, events=None):
+        """Build a light curve from per-measurement arrays.
+
+        Parameters
+        ----------
+        objectid : array-like of int
+            Target identifier of each measurement.
+        band : array-like of str
+            Band of each measurement, ``archive:band`` (see
+            `multilc.photometry.BANDS`).
+        time : `~astropy.time.Time`
+            Time of each measurement, any scale; stored as MJD (TDB).
+            Barycentric correction is the caller's (the reader's) job.
+        flux, flux_err : `~astropy.units.Quantity`
+            Flux density (any unit convertible to mJy, through the band's
+            wavelength for per-wavelength units) or, for uncalibrated bands,
+            a count rate in e-/s.  Each band must carry the kind of unit its
+            metadata declares.
+        mag, mag_err : `~astropy.units.Quantity` or array-like, optional
+            The archive's own magnitude, in the band's system [mag].
+        upper_limit : array-like of bool, optional
+            True where the flux is an upper limit (or non-positive).
+        flag : array-like of int, optional
+            Archive-native quality bits.
+        source_id : array-like of int, optional
+            The archive's own object id.
+        separation : `~astropy.units.Quantity`, optional
+            Distance between target and archive object [angle].
+        label : str or mapping of objectid to str, optional
+            Per-object label (for example the literature sample).
+        ra, dec : `~astropy.units.Quantity` or mapping, optional
+            Per-object target coordinates: a mapping objectid -> angle or an
+            angle Quantity per measurement.
+        band_meta : mapping of band name to mapping, optional
+            Overrides of band metadata (for example ``{"tess:TESS":
+            {"band_notes": "SPOC sectors 1-3"}}``).
+        events : `~astropy.table.Table`, optional
+            Events with the columns of `EVENT_COLUMNS` (see `make_events`).
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        objectid = _as_1d("objectid", objectid)
+        n = len(objectid)
+        if n and not np.issubdtype(objectid.dtype, np.integer):
+            try:
+                as_int = objectid.astype("int64")
+            except (TypeError, ValueError) as exc:
+                raise LightCurveError("objectid must be integers") from exc
+            if not np.array_equal(as_int, objectid.astype(float)):
+                raise LightCurveError("objectid must be integers")
+            objectid = as_int
+        objectid = objectid.astype("int64")
+        band = _as_1d("band", band, n).astype(str)
+        tvals = _time_values(time, n) if n else np.array([], dtype="float64")
+
+        obj_codes, obj_ids = _codes(objectid)
+        band_codes, band_names = _codes(band)
+        band_table = {name: _band_record(name) for name in band_names}
+        for name, overrides in (band_meta or {}).items():
+            if name in band_table:
+                band_table[name].update(overrides)
+
+        instrumental_band = np.array([_is_instrumental(band_table[b]["flux_unit"])
+                                      for b in band_names], dtype=bool)
+        is_instr = instrumental_band[band_codes] if n else np.zeros(0, bool)
+
+        # flux: one unit per storage array
+        if not isinstance(flux, u.Quantity) or not isinstance(flux_err, u.Quantity):
+            raise u.UnitsError("flux and flux_err must be astropy Quantities "
+                               "(mJy-compatible, or e-/s for uncalibrated bands)")
+        flux_unit = flux.unit
+        cal = np.full(n, np.nan)
+        cal_err = np.full(n, np.nan)
+        ins = ins_err = None
+        fv = _as_1d("flux", flux.value, n, dtype="float64")
+        fe = _as_1d("flux_err", flux_err.to_value(flux_unit)
+                    if flux_err.unit.is_equivalent(flux_unit) else
+                    _raise_unit("flux_err", flux_err.unit, flux_unit), n, dtype="float64")
+        if is_instr.any():
+            bad = np.unique(band[is_instr])
+            if not flux_unit.is_equivalent(INSTRUMENTAL_UNIT):
+                raise u.UnitsError(
+                    f"bands {', '.join(bad)} have no absolute calibration and are stored "
+                    f"in {INSTRUMENTAL_UNIT}; their flux was given in {flux_unit}")
+            ins = np.full(n, np.nan)
+            ins_err = np.full(n, np.nan)
+            scale = flux_unit.to(INSTRUMENTAL_UNIT)
+            ins[is_instr] = fv[is_instr] * scale
+            ins_err[is_instr] = fe[is_instr] * scale
+        if (~is_instr).any():
+            cal_mask = ~is_instr
+            if flux_unit.is_equivalent(u.mJy):
+                scale = flux_unit.to(u.mJy)
+                cal[cal_mask] = fv[cal_mask] * scale
+                cal_err[cal_mask] = fe[cal_mask] * scale
+            elif flux_unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA):
+                for code in np.unique(band_codes[cal_mask]):
+                    sel = band_codes == code
+                    wav = band_table[band_names[code]]["wavelength"] * u.AA
+                    eq = u.spectral_density(wav)
+                    cal[sel] = (fv[sel] * flux_unit).to_value(u.mJy, eq)
+                    cal_err[sel] = (fe[sel] * flux_unit).to_value(u.mJy, eq)
+            else:
+                bad = np.unique(band[cal_mask])
+                raise u.UnitsError(
+                    f"flux for calibrated bands {', '.join(bad)} must be a spectral flux "
+                    f"density convertible to mJy, got {flux_unit}")
+
+        data = {
+            "time": tvals,
+            "obs_object": obj_codes.astype("int32"),
+            "obs_band": band_codes.astype("int16"),
+            "flux": cal,
+            "flux_err": cal_err,
+        }
+        if ins is not None:
+            data["flux_instrumental"] = ins
+            data["flux_instrumental_err"] = ins_err
+        if mag is not None:
+            data["mag"] = _as_1d("mag", mag.to_value(u.mag) if isinstance(mag, u.Quantity)
+                                 else mag, n, dtype="float64")
+        if mag_err is not None:
+            data["mag_err"] = _as_1d("mag_err", mag_err.to_value(u.mag)
+                                     if isinstance(mag_err, u.Quantity) else mag_err,
+                                     n, dtype="float64")
+        if upper_limit is not None:
+            data["upper_limit"] = _as_1d("upper_limit", upper_limit, n, dtype=bool)
+        if flag is not None:
+            data["flag"] = _as_1d("flag", flag, n, dtype="int64")
+        if source_id is not None:
+            sid = _as_1d("source_id", source_id, n)
+            data["source_id"] = (sid.astype("int64") if np.issubdtype(sid.dtype, np.integer)
+                                 else sid.astype(str).astype(object))
+        if separation is not None:
+            data["separation"] = _quantity_values("separation", separation,
+                                                  SEPARATION_UNIT, n)
+
+        objects = _object_table(obj_ids, objectid, obj_codes, label, ra, dec)
+        ev = _events_from_table(events) if events is not None else _empty_events()
+        return cls(_assemble(data, objects, band_names, band_table, ev))
+
+    @classmethod
+    def from_events(cls, events, *, label=None, ra=None, dec=None):
+        """A light curve holding only events (no photometry).
+
+        Parameters
+        ----------
+        events : `~astropy.table.Table`
+            As built by `make_events`.
+        label, ra, dec : mapping, optional
+            Per-object metadata keyed by objectid.
+        """
+        ev = _events_from_table(events)
+        ids = np.unique(ev["objectid"]).astype("int64")
+        objects = _object_table(ids, ids, np.arange(len(ids)), label, ra, dec)
+        data = {"time": np.zeros(0), "obs_object": np.zeros(0, "int32"),
+                "obs_band": np.zeros(0, "int16"), "flux": np.zeros(0),
+                "flux_err": np.zeros(0)}
+        return cls(_assemble(data, objects, np.array([], dtype=str), {}, ev))
+
+    @classmethod
+    def empty(cls):
+        """A light curve with no objects, measurements or events."""
+        return cls.from_events(make_events([], [], Time([], format="mjd", scale="tdb")))
+
+    @classmethod
+    def from_table(cls, table, *, label=None, ra=None, dec=None, events=None):
+        """Build from an astropy Table/QTable with one row per measurement.
+
+        Required columns: ``objectid``, ``band``, ``time`` (a `~astropy.time.Time`
+        column), ``flux``, ``flux_err`` (with units).  Optional: ``mag``,
+        ``mag_err``, ``upper_limit``, ``flag``, ``source_id``, ``separation``,
+        ``label``, ``ra``, ``dec`` (per row; per-object values are taken from
+        the first row of each object).
+        """
+        t = QTable(table)
+        missing = [c for c in ("objectid", "band", "time", "flux", "flux_err")
+                   if c not in t.colnames]
+        if missing:
+            raise LightCurveError(f"table lacks required columns {missing}; it has "
+                                  f"{t.colnames}")
+        kw = {c: t[c] for c in _OPTIONAL_OBS if c in t.colnames}
+        ids = np.asarray(t["objectid"])
+        for col, given in (("label", label), ("ra", ra), ("dec", dec)):
+            if given is None and col in t.colnames:
+                first = {}
+                for i, oid in enumerate(ids):
+                    first.setdefault(int(oid), t[col][i])
+                kw[col] = first
+            elif given is not None:
+                kw[col] = given
+        return cls.from_arrays(ids, np.asarray(t["band"]), t["time"], t["flux"],
+                               t["flux_err"], events=events, **kw)
+
+    @classmethod
+    def from_pandas(cls, df, *, flux_unit=None, time_system="mjd_tdb_bary",
+                    band_map=None, events_bands=None):
+        """Build from a pandas DataFrame.
+
+        Two layouts are accepted:
+
+        * the long layout written by `to_pandas` (``layout="long"``) or any
+          frame with columns ``objectid``, ``band``, ``time``, ``flux`` and
+          ``flux_err`` (or ``err``), units in ``df.attrs["units"]``;
+        * the legacy MultiIndex ``[objectid, label, band, time] -> flux, err``
+          of the tutorial notebooks, whose flux column has no unit: declare it
+          with *flux_unit* (for example ``u.mJy``).
+
+        Parameters
+        ----------
+        df : `pandas.DataFrame`
+        flux_unit : `~astropy.units.Unit`, optional
+            Unit of ``flux``/``err`` when ``df.attrs`` does not say.  Rows of
+            TESS/Kepler/K2 bands are taken as e-/s whatever this says.
+        time_system : str, optional
+            Native time system of ``time`` (a key of
+            `multilc.timescales.TIME_SYSTEMS`).  The legacy notebooks mixed
+            systems under the name "MJD"; state what your frame holds.
+        band_map : mapping, optional
+            Legacy band name -> multilc band name, added to the built-in map
+            (``W1`` -> ``wise:W1``, ``zg`` -> ``ztf:g``, ...).
+        events_bands : mapping, optional
+            Legacy band name -> event archive; rows of these bands become
+            events, not fluxes (defaults cover ``IceCube``, ``FERMIGTRIG``,
+            ``SAXGRBMGRB``).
+        """
+        from multilc import timescales
+
+        if not isinstance(df, pd.DataFrame):
+            raise LightCurveError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        flat = df.reset_index() if isinstance(df.index, pd.MultiIndex) or \
+            df.index.name in ("objectid", "time") else df
+        if "err" in flat.columns and "flux_err" not in flat.columns:
+            flat = flat.rename(columns={"err": "flux_err"})
+        missing = [c for c in ("objectid", "band", "time", "flux", "flux_err")
+                   if c not in flat.columns]
+        if missing:
+            raise LightCurveError(f"DataFrame lacks columns {missing}; it has "
+                                  f"{list(flat.columns)}")
+        units = dict(df.attrs.get("units", {}))
+        if flux_unit is None and "flux" not in units:
+            raise u.UnitsError("the DataFrame does not say the unit of its flux column "
+                               "(df.attrs['units']); pass flux_unit=, e.g. u.mJy")
+        funit = u.Unit(flux_unit) if flux_unit is not None else u.Unit(units["flux"])
+        if "time_system" in df.attrs and time_system == "mjd_tdb_bary":
+            time_system = df.attrs["time_system"]
+
+        bmap = dict(LEGACY_BAND_MAP)
+        bmap.update(band_map or {})
+        emap = dict(LEGACY_EVENT_BANDS)
+        emap.update(events_bands or {})
+        raw_band = flat["band"].astype(str).to_numpy()
+        is_event = np.isin(raw_band, list(emap))
+        labels = {}
+        if "label" in flat.columns:
+            for oid, lab in zip(flat["objectid"].to_numpy(), flat["label"].to_numpy()):
+                labels.setdefault(int(oid), str(lab))
+        ra_map = dec_map = None
+        if "ra" in flat.columns and "dec" in flat.columns:
+            ra_map, dec_map = {}, {}
+            for oid, r, d in zip(flat["objectid"], flat["ra"], flat["dec"]):
+                ra_map.setdefault(int(oid), r * u.deg)
+                dec_map.setdefault(int(oid), d * u.deg)
+
+        ph = flat[~is_event]
+        bands = np.array([bmap.get(b, b) for b in raw_band[~is_event]], dtype=object)
+        unknown = sorted({b for b in bands if ":" not in b})
+        if unknown:
+            raise LightCurveError(
+                f"legacy band names {unknown} are not known; pass band_map= "
+                "to map them onto multilc band names such as 'ztf:g'")
+        tvals = ph["time"].to_numpy(dtype="float64")
+        if np.isnan(tvals).any():
+            raise LightCurveError(f"time contains {int(np.isnan(tvals).sum())} NaN values")
+        mjd = timescales.to_mjd_tdb(tvals, time_system,
+                                    ra=_per_row(ph, ra_map), dec=_per_row(ph, dec_map)) \
+            if time_system != "mjd_tdb_bary" else tvals
+        instr = np.array([_is_instrumental(_band_record(b)["flux_unit"]) for b in bands],
+                         dtype=bool) if len(bands) else np.zeros(0, bool)
+        fv = ph["flux"].to_numpy(dtype="float64")
+        fe = ph["flux_err"].to_numpy(dtype="float64")
+        pieces = []
+        for mask, unit in ((~instr, funit), (instr, INSTRUMENTAL_UNIT)):
+            if mask.any():
+                kw = {}
+                for c in _OPTIONAL_OBS:
+                    if c in ph.columns:
+                        vals = ph[c].to_numpy()[mask]
+                        kw[c] = vals * u.Unit(units[c]) if c in units and c in (
+                            "separation",) else vals
+                if "separation" in kw and not isinstance(kw["separation"], u.Quantity):
+                    kw["separation"] = kw["separation"] * SEPARATION_UNIT
+                pieces.append(cls.from_arrays(
+                    ph["objectid"].to_numpy()[mask], bands[mask],
+                    Time(mjd[mask], format="mjd", scale="tdb"),
+                    fv[mask] * unit, fe[mask] * unit, label=labels,
+                    ra=ra_map, dec=dec_map, **kw))
+        if is_event.any():
+            evrows = flat[is_event]
+            etime = evrows["time"].to_numpy(dtype="float64")
+            pieces.append(cls.from_events(make_events(
+                evrows["objectid"].to_numpy(),
+                [emap[b] for b in raw_band[is_event]],
+                Time(etime, format="mjd", scale="tdb")), label=labels,
+                ra=ra_map, dec=dec_map))
+        if not pieces:
+            return cls.empty()
+        return cls.concat(pieces)
+
+    # ------------------------------------------------------------------ combining
+    @classmethod
+    def concat(cls, pieces):
+        """Concatenate light curves in time linear in the total size.
+
+        Objects with the same ``objectid`` are the same target: their
+        metadata must agree (labels are merged).  Bands with the same name
+        must have the same metadata.
+
+        Parameters
+        ----------
+        pieces : iterable of `MultiBandLightCurve`
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        pieces = [p for p in pieces]
+        for i, p in enumerate(pieces):
+            if not isinstance(p, MultiBandLightCurve):
+                raise LightCurveError(f"concat item {i} is a {type(p).__name__}, "
+                                      "not a MultiBandLightCurve")
+        if not pieces:
+            return cls.empty()
+        if len(pieces) == 1:
+            return pieces[0]
+        return cls(_concat_datasets([p.ds for p in pieces]))
+
+    def __add__(self, other):
+        return type(self).concat([self, other])
+
+    # ------------------------------------------------------------------ access
+    @property
+    def ds(self):
+        """The underlying `xarray.Dataset` (not a copy)."""
+        return self._ds
+
+    def __len__(self):
+        return self._ds.sizes["obs"]
+
+    @property
+    def n_events(self):
+        """Number of events."""
+        return self._ds.sizes["event"]
+
+    @property
+    def objectids(self):
+        """Object identifiers (int64 array, sorted)."""
+        return self._ds["objectid"].values
+
+    @property
+    def labels(self):
+        """Mapping objectid -> label."""
+        return dict(zip(self.objectids.tolist(), self._ds["label"].values.tolist()))
+
+    @property
+    def bands(self):
+        """Band names present (sorted list of str)."""
+        return [str(b) for b in self._ds["band"].values]
+
+    @property
+    def archives(self):
+        """Archives with photometry or events, sorted."""
+        names = set(self._ds["archive"].values.tolist())
+        names.update(self._ds["event_archive"].values.tolist())
+        return sorted(str(n) for n in names)
+
+    @property
+    def time(self):
+        """Measurement times, `~astropy.time.Time` (MJD, TDB, barycentric)."""
+        return Time(self._ds["time"].values, format=TIME_FORMAT, scale=TIME_SCALE)
+
+    @property
+    def objectid(self):
+        """Object identifier of each measurement."""
+        return self.objectids[self._ds["obs_object"].values]
+
+    @property
+    def band(self):
+        """Band name of each measurement (object array of str)."""
+        names = np.asarray(self.bands, dtype=object)
+        return names[self._ds["obs_band"].values] if len(names) else \
+            np.array([], dtype=object)
+
+    def _instrumental_bands(self):
+        units = self._ds["flux_unit"].values
+        return [b for b, unit in zip(self.bands, units) if _is_instrumental(unit)]
+
+    @property
+    def flux(self):
+        """Flux of each measurement as a `~astropy.units.Quantity`.
+
+        Raises `~astropy.units.UnitsError` when calibrated (mJy) and
+        uncalibrated (e-/s) bands are mixed: select one kind first, or use
+        `get_flux`.
+        """
+        return self.get_flux()[0]
+
+    @property
+    def flux_err(self):
+        """Flux uncertainty of each measurement (see `flux`)."""
+        return self.get_flux()[1]
+
+    def get_flux(self, unit=None):
+        """Fluxes and uncertainties in *unit*.
+
+        Parameters
+        ----------
+        unit : `~astropy.units.Unit` or str, optional
+            Target unit.  Flux-density units (Jy, erg/s/cm2/Hz, erg/s/cm2/AA,
+            ...) convert each band through its effective wavelength.  By
+            default: mJy, or e-/s when all bands are uncalibrated.
+
+        Returns
+        -------
+        flux, flux_err : `~astropy.units.Quantity`
+
+        Raises
+        ------
+        astropy.units.UnitsError
+            If the requested unit is a flux density and uncalibrated bands
+            (TESS/Kepler/K2 e-/s) are present, or the reverse.
+        """
+        instr = self._instrumental_bands()
+        if unit is None:
+            unit = INSTRUMENTAL_UNIT if instr and len(instr) == len(self.bands) \
+                else CALIBRATED_UNIT
+        unit = u.Unit(unit)
+        if unit.is_equivalent(INSTRUMENTAL_UNIT):
+            calibrated = [b for b in self.bands if b not in instr]
+            if calibrated:
+                raise u.UnitsError(
+                    f"bands {', '.join(calibrated)} are calibrated flux densities and "
+                    f"cannot be given in {unit}; select the uncalibrated bands first")
+            if not len(self):
+                return np.zeros(0) * unit, np.zeros(0) * unit
+            return ((self._ds["flux_instrumental"].values * INSTRUMENTAL_UNIT).to(unit),
+                    (self._ds["flux_instrumental_err"].values * INSTRUMENTAL_UNIT).to(unit))
+        if instr:
+            raise u.UnitsError(
+                f"bands {', '.join(instr)} have no absolute calibration (stored in "
+                f"{INSTRUMENTAL_UNIT}) and cannot be given in {unit}; select the "
+                "calibrated bands first, e.g. lc.select(calibrated=True)")
+        flux = self._ds["flux"].values * CALIBRATED_UNIT
+        err = self._ds["flux_err"].values * CALIBRATED_UNIT
+        if unit.is_equivalent(CALIBRATED_UNIT) or unit.physical_type == "unknown":
+            return flux.to(unit), err.to(unit)
+        wav = self._ds["wavelength"].values[self._ds["obs_band"].values] * u.AA
+        eq = u.spectral_density(wav)
+        return flux.to(unit, eq), err.to(unit, eq)
+
+    def to_abmag(self):
+        """AB magnitudes and uncertainties of calibrated measurements.
+
+        Non-positive fluxes give NaN (they stay in the light curve and are
+        flagged by ``upper_limit`` where the reader knew).
+
+        Returns
+        -------
+        mag, mag_err : `~astropy.units.Quantity` [mag]
+        """
+        flux, err = self.get_flux(u.mJy)
+        f = flux.to_value(u.Jy)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # m_AB = -2.5 log10(F / 3631 Jy) (Oke & Gunn 1983)
+            mag = np.where(f > 0, -2.5 * np.log10(f / 3631.0), np.nan)
+            mag_err = np.where(f > 0, 2.5 / np.log(10) * err.to_value(u.Jy) / f, np.nan)
+        return mag * u.mag, mag_err * u.mag
+
+    def __getattr__(self, name):
+        # Optional per-measurement variables as Quantities / arrays.
+        if name in _OPTIONAL_OBS:
+            ds = self.__dict__.get("_ds")
+            if ds is None or name not in ds:
+                raise AttributeError(f"this light curve has no '{name}' values")
+            unit = _OPTIONAL_OBS[name][2]
+            vals = ds[name].values
+            return vals * u.Unit(unit) if unit else vals
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def events(self):
+        """Events as a `~astropy.table.QTable` with a Time column."""
+        ds = self._ds
+        t = QTable()
+        oid = ds["objectid"].values
+        codes = ds["event_object"].values
+        t["objectid"] = oid[codes] if len(codes) else np.zeros(0, "int64")
+        t["label"] = ds["label"].values[codes] if len(codes) else np.zeros(0, str)
+        t["archive"] = ds["event_archive"].values.astype(str)
+        t["time"] = Time(ds["event_time"].values, format=TIME_FORMAT, scale=TIME_SCALE)
+        t["event_id"] = ds["event_id"].values.astype(str)
+        t["energy"] = ds["event_energy"].values * ENERGY_UNIT
+        t["error_radius"] = ds["event_error_radius"].values * ANGLE_UNIT
+        t["separation"] = ds["event_separation"].values * ANGLE_UNIT
+        return t
+
+    @property
+    def objects(self):
+        """Per-object metadata as a `~astropy.table.QTable`."""
+        t = QTable()
+        t["objectid"] = self.objectids
+        t["label"] = self._ds["label"].values.astype(str)
+        t["ra"] = self._ds["ra"].values * u.deg
+        t["dec"] = self._ds["dec"].values * u.deg
+        counts = np.bincount(self._ds["obs_object"].values, minlength=len(t["objectid"]))
+        t["n_obs"] = counts
+        t["n_events"] = np.bincount(self._ds["event_object"].values,
+                                    minlength=len(t["objectid"]))
+        return t
+
+    @property
+    def band_info(self):
+        """Per-band metadata as a `~astropy.table.QTable`."""
+        ds = self._ds
+        t = QTable()
+        t["band"] = np.asarray(self.bands, dtype=str)
+        for var in _BAND_VARS:
+            t[var] = ds[var].values
+        t["zero_point"] = ds["zero_point"].values * u.Jy
+        t["wavelength"] = ds["wavelength"].values * u.AA
+        t["n_obs"] = np.bincount(ds["obs_band"].values, minlength=len(t["band"]))
+        return t
+
+    # ------------------------------------------------------------------ selection
+    def select(self, *, objectid=None, band=None, archive=None, time_range=None,
+               calibrated=None, label=None):
+        """A new light curve holding a subset of the measurements and events.
+
+        Parameters
+        ----------
+        objectid : int or sequence of int, optional
+        band : str or sequence of str, optional
+            Band names (``"ztf:g"``).
+        archive : str or sequence of str, optional
+            Archive names (``"ztf"``, ``"icecube"``); applies to events too.
+        time_range : `~astropy.time.Time` of length 2, optional
+            Inclusive interval.
+        calibrated : bool, optional
+            True keeps only bands in mJy, False only uncalibrated bands.
+        label : str, optional
+            Objects whose label contains this string.
+        """
+        ds = self._ds
+        keep_obs = np.ones(len(self), bool)
+        keep_ev = np.ones(self.n_events, bool)
+        obj_keep = np.ones(ds.sizes["object"], bool)
+        if objectid is not None:
+            wanted = np.atleast_1d(np.asarray(objectid, dtype="int64"))
+            obj_keep &= np.isin(self.objectids, wanted)
+        if label is not None:
+            obj_keep &= np.array([label in str(lab) for lab in ds["label"].values], bool)
+        keep_obs &= obj_keep[ds["obs_object"].values]
+        keep_ev &= obj_keep[ds["event_object"].values]
+        band_keep = np.ones(ds.sizes["band"], bool)
+        if band is not None:
+            wanted = [band] if isinstance(band, str) else list(band)
+            unknown = set(wanted) - set(self.bands)
+            if unknown and not set(wanted) & set(self.bands):
+                warnings.warn(f"select: bands {sorted(unknown)} are not in this light "
+                              f"curve (it has {self.bands})", stacklevel=2)
+            band_keep &= np.isin(np.asarray(self.bands, dtype=object), wanted)
+            keep_ev &= False if archive is None else True
+        if archive is not None:
+            wanted = [archive] if isinstance(archive, str) else list(archive)
+            band_keep &= np.isin(ds["archive"].values, wanted)
+            keep_ev &= np.isin(ds["event_archive"].values, wanted)
+        if calibrated is not None:
+            instr = np.array([_is_instrumental(x) for x in ds["flux_unit"].values], bool)
+            band_keep &= ~instr if calibrated else instr
+            if not calibrated:
+                keep_ev &= False
+        keep_obs &= band_keep[ds["obs_band"].values] if len(band_keep) else keep_obs
+        if time_range is not None:
+            lo, hi = _time_values(time_range)
+            t = ds["time"].values
+            keep_obs &= (t >= lo) & (t <= hi)
+            et = ds["event_time"].values
+            keep_ev &= (et >= lo) & (et <= hi)
+        return type(self)(_subset(ds, keep_obs, keep_ev, obj_keep, band_keep))
+
+    def __iter__(self) -> Iterator[tuple[int, MultiBandLightCurve]]:
+        """Iterate over ``(objectid, light curve of that object)``."""
+        ds = self._ds
+        obs_obj = ds["obs_object"].values
+        ev_obj = ds["event_object"].values
+        starts = np.searchsorted(obs_obj, np.arange(ds.sizes["object"] + 1))
+        for code, oid in enumerate(self.objectids):
+            keep_obs = np.zeros(len(self), bool)
+            keep_obs[starts[code]:starts[code + 1]] = True
+            obj_keep = np.zeros(ds.sizes["object"], bool)
+            obj_keep[code] = True
+            bands_here = np.zeros(ds.sizes["band"], bool)
+            bands_here[np.unique(ds["obs_band"].values[keep_obs])] = True
+            yield int(oid), type(self)(_subset(ds, keep_obs, ev_obj == code, obj_keep,
+                                               bands_here))
+
+    # ------------------------------------------------------------------ exports
+    def to_pandas(self, *, layout="multiindex", columns=None, events=False):
+        """Export to pandas.
+
+        Parameters
+        ----------
+        layout : {"multiindex", "long"}
+            ``"multiindex"`` (default) gives the index ``[objectid, label,
+            band, time]`` with columns ``flux``, ``err`` in mJy, the layout of
+            the tutorial notebooks and their ML pipelines.  ``"long"`` gives a
+            flat frame with one column per variable.
+        columns : sequence of str or "all", optional
+            Extra per-measurement columns (``mag``, ``flag``, ``source_id``,
+            ``separation``, ...).  ``"all"`` adds every one present.
+        events : bool
+            If True return the events as a (second) DataFrame:
+            ``(photometry, events)``.
+
+        Returns
+        -------
+        `pandas.DataFrame` or tuple of two
+            Units and the time scale are in ``df.attrs``.  Uncalibrated
+            bands keep their rows with NaN ``flux``/``err`` and their values
+            in ``flux_instrumental``/``err_instrumental`` (e-/s): a column
+            never mixes units.
+        """
+        ds = self._ds
+        if layout not in ("multiindex", "long"):
+            raise ValueError(f"layout must be 'multiindex' or 'long', got {layout!r}")
+        obs_obj = ds["obs_object"].values
+        band_cat = pd.Categorical.from_codes(ds["obs_band"].values.astype("int32"),
+                                             categories=self.bands) if len(self.bands) \
+            else pd.Categorical([])
+        labels = ds["label"].values.astype(object)
+        err_name = "err" if layout == "multiindex" else "flux_err"
+        data = {
+            "objectid": self.objectids[obs_obj] if len(obs_obj) else np.zeros(0, "int64"),
+            "label": labels[obs_obj] if len(obs_obj) else np.zeros(0, object),
+            "band": band_cat,
+            "time": ds["time"].values,
+            "flux": ds["flux"].values,
+            err_name: ds["flux_err"].values,
+        }
+        units = {"time": "d", "flux": "mJy", err_name: "mJy"}
+        if "flux_instrumental" in ds:
+            ierr = "err_instrumental" if layout == "multiindex" else "flux_instrumental_err"
+            data["flux_instrumental"] = ds["flux_instrumental"].values
+            data[ierr] = ds["flux_instrumental_err"].values
+            units["flux_instrumental"] = units[ierr] = INSTRUMENTAL_UNIT.to_string()
+        extra = [c for c in _OPTIONAL_OBS if c in ds] if columns == "all" else \
+            list(columns or [])
+        for c in extra:
+            if c not in ds:
+                raise KeyError(f"no per-measurement column {c!r}; present: "
+                               f"{[k for k in _OPTIONAL_OBS if k in ds]}")
+            data[c] = ds[c].values
+            if _OPTIONAL_OBS[c][2]:
+                units[c] = _OPTIONAL_OBS[c][2]
+        df = pd.DataFrame(data, copy=False)
+        if layout == "multiindex":
+            df = df.set_index(["objectid", "label", "band", "time"])
+        df.attrs.update(_frame_attrs(units))
+        if events:
+            return df, self._events_frame()
+        return df
+
+    def _events_frame(self):
+        ev = self.events
+        df = pd.DataFrame({
+            "objectid": np.asarray(ev["objectid"]), "label": np.asarray(ev["label"]),
+            "archive": np.asarray(ev["archive"]), "time": ev["time"].mjd,
+            "event_id": np.asarray(ev["event_id"]),
+            "energy": ev["energy"].to_value(ENERGY_UNIT),
+            "error_radius": ev["error_radius"].to_value(u.deg),
+            "separation": ev["separation"].to_value(u.deg)})
+        df.attrs.update(_frame_attrs({"time": "d", "energy": "GeV", "error_radius": "deg",
+                                      "separation": "deg"}))
+        return df
+
+    def to_table(self):
+        """Export measurements to an astropy `~astropy.table.QTable`.
+
+        One row per measurement, a `~astropy.time.Time` column ``time`` and
+        Quantity columns.  Object, band and event tables go to ``meta``.
+        """
+        t = QTable()
+        t["objectid"] = self.objectid
+        t["label"] = self._ds["label"].values.astype(str)[self._ds["obs_object"].values] \
+            if len(self) else np.zeros(0, str)
+        t["band"] = self.band.astype(str)
+        t["time"] = self.time
+        t["flux"] = self._ds["flux"].values * CALIBRATED_UNIT
+        t["flux_err"] = self._ds["flux_err"].values * CALIBRATED_UNIT
+        if "flux_instrumental" in self._ds:
+            t["flux_instrumental"] = self._ds["flux_instrumental"].values * INSTRUMENTAL_UNIT
+            t["flux_instrumental_err"] = (self._ds["flux_instrumental_err"].values
+                                          * INSTRUMENTAL_UNIT)
+        for c, (_, _, unit) in _OPTIONAL_OBS.items():
+            if c in self._ds:
+                vals = self._ds[c].values
+                t[c] = vals * u.Unit(unit) if unit else vals
+        return t
+
+    # ------------------------------------------------------------------ display
+    def summary(self):
+        """A short multi-line text summary (objects, bands, points, time span)."""
+        lines = [f"MultiBandLightCurve: {len(self.objectids)} objects, "
+                 f"{len(self.bands)} bands, {len(self)} measurements, "
+                 f"{self.n_events} events"]
+        if len(self):
+            t = self._ds["time"].values
+            lines.append(f"  time span: MJD {t.min():.3f} - {t.max():.3f} (TDB, barycentric)")
+        info = self.band_info
+        for row in info:
+            unit = "mJy" if not _is_instrumental(row["flux_unit"]) else row["flux_unit"]
+            lines.append(f"  {row['band']:<22s} {row['n_obs']:>9d} points  [{unit}]")
+        if self.n_events:
+            ev = self.events
+            for arch in np.unique(np.asarray(ev["archive"])):
+                n = int((np.asarray(ev["archive"]) == arch).sum())
+                lines.append(f"  {arch:<22s} {n:>9d} events")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<MultiBandLightCurve: {len(self.objectids)} objects, "
+                f"{len(self.bands)} bands, {len(self)} measurements, "
+                f"{self.n_events} events>")
+
+    def __eq__(self, other):
+        if not isinstance(other, MultiBandLightCurve):
+            return NotImplemented
+        return self._ds.identical(other._ds)
+
+    __hash__ = None
+
+    def nbytes(self):
+        """Memory held by the arrays, in bytes."""
+        return int(self._ds.nbytes)
+
+
+def _raise_unit(name, have, want):
+    raise u.UnitsError(f"{name} is in {have}, which is not convertible to {want}")
+
+
+def _per_row(frame, mapping):
+    if mapping is None:
+        return None
+    return u.Quantity([mapping[int(o)] for o in frame["objectid"].to_numpy()])
+
+
+def _frame_attrs(units):
+    return {"units": units, "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
+            "time_reference": TIME_REFERENCE, "time_system": "mjd_tdb_bary"}
+
+
+#: Band names of the tutorial notebooks -> multilc band names.
+LEGACY_BAND_MAP = {
+    "W1": "wise:W1", "W2": "wise:W2",
+    "zg": "ztf:g", "zr": "ztf:r", "zi": "ztf:i",
+    "ztf_g": "ztf:g", "ztf_r": "ztf:r", "ztf_i": "ztf:i",
+    "panstarrs g": "panstarrs:g", "panstarrs r": "panstarrs:r",
+    "panstarrs i": "panstarrs:i", "panstarrs z": "panstarrs:z",
+    "panstarrs y": "panstarrs:y",
+    "G": "gaia:G", "BP": "gaia:BP", "RP": "gaia:RP",
+    "Gaia g": "gaia:G", "Gaia bp": "gaia:BP", "Gaia rp": "gaia:RP",
+    "TESS": "tess:TESS", "Kepler": "kepler:Kepler", "K2": "k2:K2",
+    "HCV": "hst:ACS_F814W",
+}
+#: Legacy "bands" that are really events.
+LEGACY_EVENT_BANDS = {"IceCube": "icecube", "FERMIGTRIG": "heasarc.fermi_gbm",
+                      "SAXGRBMGRB": "heasarc.bepposax"}
+
+
+def make_events(objectid, archive, time, *, event_id=None, energy=None,
+                error_radius=None, separation=None):
+    """Build an event table (neutrinos, gamma-ray triggers).
+
+    Parameters
+    ----------
+    objectid : array-like of int
+        Target each event belongs to.
+    archive : str or array-like of str
+        Event archive (``"icecube"``, ``"heasarc.fermi_gbm"``, ...).
+    time : `~astropy.time.Time`
+        Event times (stored as MJD TDB).
+    event_id : array-like of str, optional
+        The archive's own event/trigger identifier.
+    energy : `~astropy.units.Quantity`, optional
+        Event energy (energy unit; NaN where unknown).
+    error_radius, separation : `~astropy.units.Quantity`, optional
+        Localisation error radius and target-event separation [angle].
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+    """
+    objectid = _as_1d("event objectid", objectid).astype("int64")
+    n = len(objectid)
+    t = QTable()
+    t["objectid"] = objectid
+    arch = np.asarray(archive, dtype=object)
+    t["archive"] = np.full(n, arch.item(), dtype=object) if arch.ndim == 0 else \
+        _as_1d("event archive", arch, n)
+    t["time"] = Time(_time_values(time, n) if n else np.zeros(0), format="mjd", scale="tdb")
+    t["event_id"] = _as_1d("event_id", event_id, n).astype(str) if event_id is not None \
+        else np.full(n, "", dtype=object)
+    for name, value, unit in (("energy", energy, ENERGY_UNIT),
+                              ("error_radius", error_radius, ANGLE_UNIT),
+                              ("separation", separation, ANGLE_UNIT)):
+        if value is None:
+            t[name] = np.full(n, np.nan) * unit
+        else:
+            t[name] = _quantity_values(f"event {name}", value, unit, n) * unit
+    return t
+
+
+def _events_from_table(events):
+    t = QTable(events)
+    missing = [c for c in ("objectid", "archive", "time") if c not in t.colnames]
+    if missing:
+        raise LightCurveError(f"event table lacks columns {missing}; build it with "
+                              "multilc.lightcurve.make_events")
+    n = len(t)
+    out = {"objectid": np.asarray(t["objectid"], dtype="int64"),
+           "archive": np.asarray(t["archive"]).astype(str).astype(object),
+           "time": _time_values(t["time"], n) if n else np.zeros(0)}
+    out["event_id"] = (np.asarray(t["event_id"]).astype(str).astype(object)
+                       if "event_id" in t.colnames else np.full(n, "", dtype=object))
+    for name, unit in (("energy", ENERGY_UNIT), ("error_radius", ANGLE_UNIT),
+                       ("separation", ANGLE_UNIT)):
+        out[name] = (_quantity_values(f"event {name}", t[name], unit, n)
+                     if name in t.colnames else np.full(n, np.nan))
+    return out
+
+
+def _object_table(obj_ids, objectid, obj_codes, label, ra, dec):
+    """Per-object label/ra/dec from scalars, mappings or per-measurement arrays."""
+    n_obj = len(obj_ids)
+
+    def per_object(name, value, unit=None, default=None):
+        if value is None:
+            return np.full(n_obj, default, dtype=object if unit is None else float)
+        if isinstance(value, Mapping):
+            out = []
+            for oid in obj_ids:
+                v = value.get(int(oid), default)
+                if unit is not None and v is not default:
+                    v = _angle(name, v, oid)
+                out.append(v)
+            return np.array(out, dtype=object if unit is None else float)
+        if unit is not None:
+            if not isinstance(value, u.Quantity):
+                raise u.UnitsError(f"{name} must be an angle Quantity or a mapping "
+                                   "objectid -> angle Quantity")
+            arr = np.atleast_1d(value.to_value(u.deg))
+        else:
+            arr = np.atleast_1d(np.asarray(value, dtype=object))
+        if len(arr) == 1:
+            return np.full(n_obj, arr[0], dtype=object if unit is None else float)
+        if len(arr) == len(objectid):
+            out = np.empty(n_obj, dtype=object if unit is None else float)
+            out[obj_codes] = arr
+            return out
+        if len(arr) == n_obj:
+            return arr
+        raise LightCurveError(f"{name} has {len(arr)} values; expected one per object "
+                              f"({n_obj}) or per measurement ({len(objectid)})")
+
+    labels = per_object("label", label, default="")
+    return {
+        "objectid": np.asarray(obj_ids, dtype="int64"),
+        "label": np.array(["" if v is None else str(v) for v in labels], dtype=object),
+        "ra": per_object("ra", ra, unit=u.deg, default=np.nan).astype(float),
+        "dec": per_object("dec", dec, unit=u.deg, default=np.nan).astype(float),
+    }
+
+
+def _angle(name, value, oid):
+    if isinstance(value, u.Quantity):
+        try:
+            return value.to_value(u.deg)
+        except u.UnitConversionError as exc:
+            raise u.UnitsError(f"{name} of object {oid} is not an angle: {value}") from exc
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    raise u.UnitsError(f"{name} of object {oid} must be an angle Quantity, got {value!r}")
+
+
+def _assemble(data, objects, band_names, band_table, events):
+    """Make the Dataset from plain arrays; sorts obs by (object, band, time)."""
+    n = len(data["time"])
+    if n > 1 and not _is_sorted(data["obs_object"], data["obs_band"], data["time"]):
+        order = np.lexsort((data["time"], data["obs_band"], data["obs_object"]))
+        data = {k: v[order] for k, v in data.items()}
+    obs_vars = {}
+    for name, arr in data.items():
+        attrs = {}
+        if name == "time":
+            attrs = {"units": "d", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
+                     "time_reference": TIME_REFERENCE,
+                     "long_name": "time of measurement, MJD (TDB, barycentric)"}
+        elif name in ("flux", "flux_err"):
+            attrs = {"units": CALIBRATED_UNIT.to_string()}
+        elif name.startswith("flux_instrumental"):
+            attrs = {"units": INSTRUMENTAL_UNIT.to_string()}
+        elif name in _OPTIONAL_OBS and _OPTIONAL_OBS[name][2]:
+            attrs = {"units": _OPTIONAL_OBS[name][2]}
+        obs_vars[name] = ("obs", arr, attrs)
+    # events sorted by (object, time)
+    ev_ids = events["objectid"]
+    ev_codes = np.searchsorted(objects["objectid"], ev_ids).astype("int32")
+    if len(ev_ids) and (np.any(ev_codes >= len(objects["objectid"])) or
+                        np.any(objects["objectid"][np.minimum(
+                            ev_codes, len(objects["objectid"]) - 1)] != ev_ids)):
+        missing = sorted(set(ev_ids.tolist()) - set(objects["objectid"].tolist()))
+        raise LightCurveError(f"events refer to objects {missing[:10]} with no metadata")
+    ev_order = np.lexsort((events["time"], ev_codes)) if len(ev_codes) else np.arange(0)
+    ev_vars = {
+        "event_object": ("event", ev_codes[ev_order]),
+        "event_archive": ("event", events["archive"][ev_order].astype(object)),
+        "event_time": ("event", events["time"][ev_order],
+                       {"units": "d", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
+                        "time_reference": TIME_REFERENCE}),
+        "event_id": ("event", events["event_id"][ev_order].astype(object)),
+        "event_energy": ("event", events["energy"][ev_order], {"units": "GeV"}),
+        "event_error_radius": ("event", events["error_radius"][ev_order], {"units": "deg"}),
+        "event_separation": ("event", events["separation"][ev_order], {"units": "deg"}),
+    }
+    band_vars = {}
+    for var in _BAND_VARS:
+        vals = [band_table[b][var] for b in band_names]
+        if var in ("zero_point", "wavelength"):
+            arr = np.asarray(vals, dtype=float)
+            band_vars[var] = ("band", arr, {"units": "Jy" if var == "zero_point" else
+                                            "Angstrom"})
+        else:
+            band_vars[var] = ("band", np.asarray(vals, dtype=object).astype(object)
+                              if vals else np.array([], dtype=object))
+    obj_vars = {
+        "objectid": ("object", objects["objectid"]),
+        "label": ("object", objects["label"].astype(object)),
+        "ra": ("object", objects["ra"], {"units": "deg"}),
+        "dec": ("object", objects["dec"], {"units": "deg"}),
+    }
+    ds = xr.Dataset(
+        {**obs_vars, **ev_vars, **band_vars, **obj_vars},
+        coords={"band": ("band", np.asarray(band_names, dtype=object))},
+        attrs={"multilc_layout": "1", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
+               "time_reference": TIME_REFERENCE},
+    )
+    return ds
+
+
+def _is_sorted(obj, band, time):
+    """True if rows are ordered by (object, band, time); O(n)."""
+    d_obj = np.diff(obj.astype("int64"))
+    d_band = np.diff(band.astype("int64"))
+    d_time = np.diff(time)
+    return bool(np.all((d_obj > 0) | ((d_obj == 0) & ((d_band > 0) |
+                                                      ((d_band == 0) & (d_time >= 0))))))
+
+
+_REQUIRED = {"time": "obs", "obs_object": "obs", "obs_band": "obs", "flux": "obs",
+             "flux_err": "obs", "objectid": "object", "label": "object", "ra": "object",
+             "dec": "object", "event_object": "event", "event_archive": "event",
+             "event_time": "event", "event_id": "event", "event_energy": "event",
+             "event_error_radius": "event", "event_separation": "event"}
+
+
+def _validate(ds):
+    missing = [k for k in _REQUIRED if k not in ds.variables]
+    missing += [k for k in _BAND_VARS if k not in ds.variables]
+    if "band" not in ds.variables:
+        missing.append("band")
+    if missing:
+        raise LightCurveError(f"dataset lacks variables {missing}; build light curves "
+                              "with MultiBandLightCurve.from_arrays or read them from files")
+    for k, dim in _REQUIRED.items():
+        if ds[k].dims != (dim,):
+            raise LightCurveError(f"variable {k} must have dimension ({dim!r},), "
+                                  f"has {ds[k].dims}")
+    for name, var in ds.variables.items():
+        if "units" in var.attrs:
+            try:
+                u.Unit(var.attrs["units"])
+            except ValueError as exc:
+                raise LightCurveError(f"variable {name} has unparseable units "
+                                      f"{var.attrs['units']!r}") from exc
+    for k in ("flux_unit",):
+        for val in ds[k].values:
+            try:
+                u.Unit(val)
+            except ValueError as exc:
+                raise LightCurveError(f"band flux_unit {val!r} is not a unit") from exc
+    n_obj, n_band = ds.sizes.get("object", 0), ds.sizes.get("band", 0)
+    oo, ob = ds["obs_object"].values, ds["obs_band"].values
+    if len(oo) and (oo.min() < 0 or oo.max() >= n_obj):
+        raise LightCurveError("obs_object codes point outside the object dimension")
+    if len(ob) and (ob.min() < 0 or ob.max() >= n_band):
+        raise LightCurveError("obs_band codes point outside the band dimension")
+    ids = ds["objectid"].values
+    if len(ids) > 1 and np.any(np.diff(ids) <= 0):
+        raise LightCurveError("objectid must be unique and sorted along 'object'")
+    t = ds["time"].values
+    if np.isnan(t).any():
+        raise LightCurveError(f"time contains {int(np.isnan(t).sum())} NaN values")
+    if ds["time"].attrs.get("time_scale", TIME_SCALE) != TIME_SCALE:
+        raise LightCurveError("time must be stored in the TDB scale")
+    if "flux_instrumental" in ds and "flux_instrumental_err" not in ds:
+        raise LightCurveError("flux_instrumental needs flux_instrumental_err")
+    return ds
+
+
+def _subset(ds, keep_obs, keep_ev, obj_keep, band_keep):
+    """Subset obs/events, then drop objects/bands no longer used (and recode)."""
+    obs_idx = np.flatnonzero(keep_obs)
+    ev_idx = np.flatnonzero(keep_ev)
+    used_obj = np.zeros(ds.sizes["object"], bool)
+    used_obj[ds["obs_object"].values[obs_idx]] = True
+    used_obj[ds["event_object"].values[ev_idx]] = True
+    used_band = np.zeros(ds.sizes["band"], bool)
+    used_band[ds["obs_band"].values[obs_idx]] = True
+    obj_idx = np.flatnonzero(used_obj)
+    band_idx = np.flatnonzero(used_band)
+    obj_map = np.full(ds.sizes["object"], -1, "int64")
+    obj_map[obj_idx] = np.arange(len(obj_idx))
+    band_map = np.full(ds.sizes["band"], -1, "int64")
+    band_map[band_idx] = np.arange(len(band_idx))
+    out = ds.isel(obs=obs_idx, event=ev_idx, object=obj_idx, band=band_idx)
+    out["obs_object"] = out["obs_object"].copy(
+        data=obj_map[out["obs_object"].values].astype("int32"))
+    out["obs_band"] = out["obs_band"].copy(
+        data=band_map[out["obs_band"].values].astype("int16"))
+    out["event_object"] = out["event_object"].copy(
+        data=obj_map[out["event_object"].values].astype("int32"))
+    if "flux_instrumental" in out and len(out["flux_instrumental"]) and \
+            np.isnan(out["flux_instrumental"].values).all():
+        out = out.drop_vars(["flux_instrumental", "flux_instrumental_err"])
+    return out
+
+
+def _concat_datasets(dss):
+    """Concatenate datasets in O(total size) plus one sort."""
+    # objects: union keyed by objectid
+    all_ids = np.concatenate([d["objectid"].values for d in dss])
+    uniq_ids, first = np.unique(all_ids, return_index=True)
+    labels_all = np.concatenate([d["label"].values.astype(object) for d in dss])
+    ra_all = np.concatenate([d["ra"].values for d in dss])
+    dec_all = np.concatenate([d["dec"].values for d in dss])
+    inverse = np.searchsorted(uniq_ids, all_ids)
+    labels = labels_all[first].copy()
+    ra = ra_all[first].copy()
+    dec = dec_all[first].copy()
+    if len(all_ids) != len(uniq_ids):
+        # Merge labels of repeated objects; fill missing coordinates.
+        order = np.argsort(inverse, kind="stable")
+        for pos in order:
+            code = inverse[pos]
+            have = [x for x in str(labels[code]).split("; ") if x]
+            new = [x for x in str(labels_all[pos]).split("; ") if x and x not in have]
+            if new:
+                labels[code] = "; ".join(have + new)
+            if np.isnan(ra[code]) and not np.isnan(ra_all[pos]):
+                ra[code], dec[code] = ra_all[pos], dec_all[pos]
+            elif not np.isnan(ra_all[pos]) and not np.isnan(ra[code]):
+                if abs(ra_all[pos] - ra[code]) > 1e-6 or abs(dec_all[pos] - dec[code]) > 1e-6:
+                    _check_same_position(uniq_ids[code], ra[code], dec[code],
+                                         ra_all[pos], dec_all[pos])
+    objects = {"objectid": uniq_ids, "label": labels, "ra": ra, "dec": dec}
+
+    # bands: union keyed by name, metadata must agree
+    band_table = {}
+    for d in dss:
+        for i, name in enumerate(d["band"].values):
+            rec = {v: d[v].values[i] for v in _BAND_VARS}
+            prev = band_table.get(name)
+            if prev is None:
+                band_table[name] = rec
+            elif not _same_band(prev, rec):
+                if prev.get("band_notes") != rec.get("band_notes"):
+                    notes = [x for x in (prev["band_notes"], rec["band_notes"]) if x]
+                    prev["band_notes"] = "; ".join(dict.fromkeys(
+                        "; ".join(notes).split("; ")))
+                if not _same_band(prev, rec, ignore=("band_notes",)):
+                    raise LightCurveError(f"band {name} has different metadata in the "
+                                          f"pieces: {prev} vs {rec}")
+    band_names = np.array(sorted(band_table), dtype=object)
+
+    # obs arrays
+    offset = 0
+    obj_codes, band_codes = [], []
+    ev_codes = []
+    for d in dss:
+        n_obj = d.sizes["object"]
+        obj_map = inverse[offset:offset + n_obj]
+        offset += n_obj
+        band_map = np.searchsorted(band_names, d["band"].values) if d.sizes["band"] else \
+            np.zeros(0, "int64")
+        obj_codes.append(obj_map[d["obs_object"].values])
+        band_codes.append(band_map[d["obs_band"].values] if len(band_map) else
+                          np.zeros(d.sizes["obs"], "int64"))
+        ev_codes.append(obj_map[d["event_object"].values])
+    data = {"time": np.concatenate([d["time"].values for d in dss]),
+            "obs_object": np.concatenate(obj_codes).astype("int32"),
+            "obs_band": np.concatenate(band_codes).astype("int16")}
+    sizes = [d.sizes["obs"] for d in dss]
+    total = sum(sizes)
+    for name in ("flux", "flux_err"):
+        data[name] = np.concatenate([d[name].values for d in dss])
+    optional = ["flux_instrumental", "flux_instrumental_err", *_OPTIONAL_OBS]
+    for name in optional:
+        if not any(name in d for d in dss):
+            continue
+        if name.startswith("flux_instrumental"):
+            dtype, fill = "float64", np.nan
+        else:
+            dtype, fill, _ = _OPTIONAL_OBS[name]
+        parts = [d[name].values if name in d else None for d in dss]
+        if name == "source_id" and any(p is not None and p.dtype == object for p in parts):
+            dtype, fill = object, ""
+            parts = [p.astype(str).astype(object) if p is not None else None for p in parts]
+        out = np.empty(total, dtype=dtype)
+        pos = 0
+        for p, size in zip(parts, sizes):
+            out[pos:pos + size] = fill if p is None else p
+            pos += size
+        data[name] = out
+    events = {
+        "objectid": uniq_ids[np.concatenate(ev_codes)] if ev_codes else np.zeros(0, "int64"),
+        "archive": np.concatenate([d["event_archive"].values for d in dss]).astype(object),
+        "time": np.concatenate([d["event_time"].values for d in dss]),
+        "event_id": np.concatenate([d["event_id"].values for d in dss]).astype(object),
+        "energy": np.concatenate([d["event_energy"].values for d in dss]),
+        "error_radius": np.concatenate([d["event_error_radius"].values for d in dss]),
+        "separation": np.concatenate([d["event_separation"].values for d in dss]),
+    }
+    return _assemble(data, objects, band_names, band_table, events)
+
+
+def _check_same_position(oid, ra1, dec1, ra2, dec2):
+    from astropy.coordinates import SkyCoord
+    sep = SkyCoord(ra1, dec1, unit="deg").separation(SkyCoord(ra2, dec2, unit="deg"))
+    if sep > 1 * u.arcsec:
+        raise LightCurveError(
+            f"object {oid} has two different positions in the pieces "
+            f"({ra1:.6f}, {dec1:.6f}) and ({ra2:.6f}, {dec2:.6f}) deg, "
+            f"{sep.to(u.arcsec):.2f} apart; objectids must identify one target")
+
+
+def _same_band(a, b, ignore=()):
+    for k in _BAND_VARS:
+        if k in ignore:
+            continue
+        x, y = a[k], b[k]
+        if isinstance(x, float) or isinstance(y, float):
+            if not (np.isnan(x) and np.isnan(y)) and not np.isclose(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
