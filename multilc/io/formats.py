@@ -313,6 +313,8 @@ def read_ecsv(path):
 # --------------------------------------------------------------------------- helpers
 def _path_of(obj):
     """The file name behind a file object opened by the registry, else *obj*."""
+    if not hasattr(obj, "read"):
+        return obj
     name = getattr(obj, "name", None)
     return name if isinstance(name, str) else obj
 

@@ -11,12 +11,13 @@ from .core import (
     example_targets,
     merge_samples,
 )
-from .literature import get_sample, list_samples, refresh_sample
+from .literature import SampleFetchError, get_sample, list_samples, refresh_sample
 
 __all__ = [
     "LABEL_SEPARATOR",
     "Sample",
     "SampleError",
+    "SampleFetchError",
     "as_sample",
     "example_targets",
     "get_sample",

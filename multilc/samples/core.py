@@ -19,7 +19,6 @@ these three.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.table import Column, MaskedColumn, QTable, Table, vstack
+from astropy.table import Column, QTable, Table, vstack
 
 __all__ = [
     "LABEL_SEPARATOR",

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import QTable, Table
 
 from .core import Sample, SampleError, merge_samples

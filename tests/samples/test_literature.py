@@ -5,7 +5,6 @@ NED, VizieR and SIMBAD are played by a werkzeug server on 127.0.0.1
 with rows built from the reference target lists in ``shared/samples``.
 """
 import math
-import urllib.parse
 
 import numpy as np
 import pytest

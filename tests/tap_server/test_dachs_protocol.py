@@ -230,7 +230,8 @@ def test_icecube_distance_match_and_top_energies(tap_service, tap_server_data_di
     for objectid, position in zip(targets["objectid"], _target_coords(targets)):
         separation = position.separation(catalog).deg
         hits = (separation < ICECUBE_SEARCH_RADIUS_DEG) & (separation < ev_err)
-        expected_times[int(objectid)] = sorted(float(events[i]["time"]) for i in np.flatnonzero(hits))
+        expected_times[int(objectid)] = sorted(
+            float(events[i]["time"]) for i in np.flatnonzero(hits))
         expected_energies[int(objectid)] = sorted(ev_energy[hits], reverse=True)
 
     got_times = defaultdict(list)

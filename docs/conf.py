@@ -1,0 +1,59 @@
+"""Sphinx configuration for multilc (built with ``sphinx-build -W``)."""
+import datetime
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import multilc  # noqa: E402
+from multilc import photometry  # noqa: E402
+
+project = "multilc"
+author = "multilc developers"
+copyright = f"{datetime.date.today().year}, {author}"
+release = multilc.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.doctest",
+    "numpydoc",
+    "sphinx_automodapi.automodapi",
+    "sphinx_automodapi.smart_resolver",
+]
+numpydoc_show_class_members = False
+numpydoc_xref_param_type = False
+automodapi_toctreedirnm = "api"
+automodsumm_inherited_members = False
+autosummary_generate = True
+default_role = "obj"
+nitpicky = False
+exclude_patterns = ["_build", "generated/*.rst"]
+templates_path = []
+
+# Offline builds: intersphinx inventories cannot be fetched here, so
+# cross-references to other projects fall back to plain text.
+intersphinx_mapping = {}
+if os.environ.get("MULTILC_DOCS_INTERSPHINX"):
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3/", None),
+        "astropy": ("https://docs.astropy.org/en/stable/", None),
+        "numpy": ("https://numpy.org/doc/stable/", None),
+        "xarray": ("https://docs.xarray.dev/en/stable/", None),
+        "pandas": ("https://pandas.pydata.org/docs/", None),
+    }
+
+html_theme = "alabaster"
+html_static_path = []
+html_title = f"multilc {release}"
+
+# The band table is generated from the band registry, so docs and code agree.
+(HERE / "generated").mkdir(exist_ok=True)
+(HERE / "generated" / "band_table.rst").write_text(photometry.band_table_rst())
+
+suppress_warnings = ["ref.obj", "ref.ref"] if not intersphinx_mapping else []

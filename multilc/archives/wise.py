@@ -1,0 +1,420 @@
+"""WISE light curves from IRSA's parquet catalogs: unWISE neo7 time domain and NEOWISE.
+
+Both catalogs are hive-partitioned parquet datasets in IRSA's public bucket
+``nasa-irsa-wise`` (us-west-2), partitioned by HEALPix order 5 (NESTED) in
+the column ``healpix_k5``, with a ``_metadata`` file holding every row
+group's statistics (IRSA cloud access page; irsa-tutorials parquet notebooks).
+Targets are grouped by the partitions their cones touch
+(`multilc.collect.healpix`); each partition is read once per run, only the
+needed columns, with a coarse RA/Dec box as row filter, then matched exactly
+with astropy.
+
+``archive="unwise"``: unWISE neo7 time-domain catalog
+    (Meisner et al. 2023, AJ 165, 36, "unTimely"), setting ``unwise_url``
+    (default ``s3://nasa-irsa-wise/unwise/neo7/catalogs/time_domain/healpix_k5/
+    unwise-neo7-time_domain-healpix_k5.parquet``).  One row per detection in
+    one ~6-month epoch coadd; columns used ``flux, dflux`` (Vega nanomaggies:
+    m_Vega = 22.5 - 2.5 log10 flux, Meisner et al. 2023), ``ra, dec``,
+    ``band`` (1 = W1, 2 = W2), ``MJDMEAN`` (mean MJD of the epoch's
+    exposures), ``primary`` (1 inside the coadd tile's primary region),
+    ``unwise_detid`` (detection id, kept as ``source_id``).
+
+    - Flux: `multilc.photometry.nanomaggies_to_flux` (zero point option
+      ``wise_zero_point``; default the Vega->AB offsets W1 2.699, W2 3.339 mag,
+      WISE All-Sky Explanatory Supplement sec. IV.4.h).  Non-positive fluxes
+      are forced-photometry non-detections: kept, with ``upper_limit=True``.
+    - Default mask: rows with ``primary != 1`` are duplicates from
+      overlapping coadd tiles and are dropped and counted (option
+      ``primary_only``).
+
+``archive="neowise"``: NEOWISE-R single-exposure source table
+    (setting ``neowise_url``, a template with ``{year}``; ``neowise_years``
+    default ``year1 ... year11 addendum``: IRSA
+    ``.../p1bs_psd/healpix_k5/{year}/neowiser-healpix_k5-{year}.parquet``,
+    hive levels ``healpix_k0=/healpix_k5=``).  One row per detection on one
+    single exposure; columns used ``cntr`` (``source_id``), ``ra, dec``,
+    ``mjd``, ``w1mpro, w1sigmpro, w2mpro, w2sigmpro`` (profile-fit Vega
+    magnitudes; a null ``w?sigmpro`` means ``w?mpro`` is a 95 % confidence
+    upper limit: NEOWISE Explanatory Supplement sec. II.1.a), ``cc_flags``,
+    ``qual_frame``.  We use the magnitudes, not ``w1flux``/``w2flux``, which
+    are raw profile-fit fluxes in DN with a frame-dependent zero point.
+
+    - Flux: `multilc.photometry.mag_to_flux` with the band's Vega zero point
+      (same convention as unWISE, option ``wise_zero_point``).
+    - Default quality cut (option ``quality="irsa"``; None keeps all):
+      ``cc_flags == "0000"`` (no artifact contamination; IRSA tutorial "Make
+      Light Curves from NEOWISE Single-exposure Source Table") and
+      ``qual_frame > 0`` (frames of quality 0 are unreliable: NEOWISE
+      Explanatory Supplement sec. II.3.d).  Rows failing either are counted;
+      null magnitudes are dropped per band and counted.
+
+Time: ``MJDMEAN``/``mjd`` are MJD in UTC at the spacecraft (low Earth
+orbit); converted with ``to_mjd_tdb(..., "wise.mjd")`` (geocentric, < 23 ms).
+
+Match policy: neither catalog links detections across epochs (no object id),
+so ``match="all"`` (default) keeps every detection within the radius and
+``match="nearest"`` keeps, per target, band and epoch (``MJDMEAN`` or
+``mjd``), the nearest detection.  ``separation`` is the target-detection
+distance.
+"""
+from __future__ import annotations
+
+import numpy as np
+from astropy import units as u
+from astropy.config import ConfigItem, ConfigNamespace
+from astropy.time import Time
+
+from multilc.collect.api import Archive, ParseResult, register_archive
+from multilc.lightcurve import MultiBandLightCurve
+from multilc.photometry import WISE_ZERO_POINT_CHOICES, mag_to_flux, nanomaggies_to_flux
+from multilc.timescales import to_mjd_tdb
+
+__all__ = ["UnWISE", "NEOWISE", "conf", "UNWISE_BANDS"]
+
+
+# --------------------------------------------------------------------------- settings
+class Conf(ConfigNamespace):
+    """Settings of the unWISE and NEOWISE readers.
+
+    Environment overrides: ``MULTILC_UNWISE_<NAME>`` for ``archive="unwise"``,
+    ``MULTILC_NEOWISE_<NAME>`` for ``archive="neowise"``.
+    """
+
+    unwise_url = ConfigItem(
+        "s3://nasa-irsa-wise/unwise/neo7/catalogs/time_domain/healpix_k5/"
+        "unwise-neo7-time_domain-healpix_k5.parquet",
+        "unWISE neo7 time-domain catalog (hive parquet dataset with _metadata).")
+    neowise_url = ConfigItem(
+        "s3://nasa-irsa-wise/wise/neowiser/catalogs/p1bs_psd/healpix_k5/{year}/"
+        "neowiser-healpix_k5-{year}.parquet",
+        "NEOWISE-R single-exposure source table, one dataset per {year}.")
+    neowise_years = ConfigItem(
+        " ".join([f"year{i}" for i in range(1, 12)] + ["addendum"]),
+        "NEOWISE years (space separated) substituted into neowise_url.")
+    healpix_order = ConfigItem(5, "HEALPix order (NESTED) of the partitioning.")
+    s3_endpoint = ConfigItem("", "S3 endpoint URL override (local stand-ins); empty = AWS.")
+    s3_region = ConfigItem("us-west-2", "AWS region of the bucket.")
+    s3_anonymous = ConfigItem(True, "Unsigned (anonymous) S3 requests.")
+    concurrency = ConfigItem(4, "Partition groups read at once.")
+
+
+conf = Conf()
+
+# --------------------------------------------------------------------------- constants
+#: unWISE ``band`` values -> multilc bands (Meisner et al. 2023: 1 = W1, 2 = W2).
+UNWISE_BANDS = {1: "wise:W1", 2: "wise:W2"}
+UNWISE_COLUMNS = ["flux", "dflux", "band", "MJDMEAN", "primary", "unwise_detid"]
+#: NEOWISE magnitude columns per band (NEOWISE Explanatory Supplement II.1.a).
+NEOWISE_BANDS = {"wise:W1": ("w1mpro", "w1sigmpro"), "wise:W2": ("w2mpro", "w2sigmpro")}
+NEOWISE_COLUMNS = ["cntr", "mjd", "w1mpro", "w1sigmpro", "w2mpro", "w2sigmpro",
+                   "cc_flags", "qual_frame"]
+#: cc_flags value of an uncontaminated detection (4 bands, '0' each).
+CLEAN_CC_FLAGS = "0000"
+
+_COMMON_OPTIONS = {"match": "all", "bands": ("W1", "W2"), "wise_zero_point": "ab_offset"}
+
+
+def _check_common(name, options):
+    opts = dict(options)
+    if opts["match"] not in ("all", "nearest"):
+        raise ValueError(f"{name}: match must be 'all' or 'nearest', got {opts['match']!r}")
+    bands = opts["bands"]
+    bands = tuple(bands.split(",")) if isinstance(bands, str) else tuple(bands)
+    if not bands or set(bands) - {"W1", "W2"}:
+        raise ValueError(f"{name}: bands must be among 'W1', 'W2', got {bands}")
+    opts["bands"] = bands
+    if opts["wise_zero_point"] not in WISE_ZERO_POINT_CHOICES:
+        raise ValueError(f"{name}: wise_zero_point must be one of {WISE_ZERO_POINT_CHOICES}, "
+                         f"got {opts['wise_zero_point']!r}")
+    return opts
+
+
+# --------------------------------------------------------------------------- shared bulk route
+class _HivePartitionArchive(Archive):
+    """Plan/query of a HEALPix hive catalog; subclasses parse."""
+
+    columns: list = []
+
+    def catalogs(self):
+        """The `~multilc.collect.healpix.HiveCatalog` objects read (cached)."""
+        from multilc.collect.healpix import HiveCatalog
+
+        if getattr(self, "_catalogs", None) is None:
+            self._catalogs = [
+                HiveCatalog(url, order=int(self.setting("healpix_order")),
+                            endpoint_url=self.setting("s3_endpoint"),
+                            anonymous=self.setting("s3_anonymous"),
+                            region=self.setting("s3_region"))
+                for url in self.urls()]
+        return self._catalogs
+
+    def plan(self, sample):
+        from multilc.collect.healpix import partitions_touched, plan_partition_batches
+
+        coord = sample.coord.icrs
+        touched = partitions_touched(coord.ra.deg, coord.dec.deg, self.radius,
+                                     int(self.setting("healpix_order")))
+        return plan_partition_batches(self, sample, touched)
+
+    def row_filter(self, options):
+        """Extra pyarrow filter (None: none)."""
+        return None
+
+    def query(self, batch):
+        import pyarrow as pa
+
+        from multilc.collect.healpix import cone_match
+
+        pieces = []
+        for catalog in self.catalogs():
+            try:
+                table = catalog.read([tuple(k) for k in batch.options["partitions"]],
+                                     self.columns, ra=batch.ra, dec=batch.dec,
+                                     radius=self.radius,
+                                     filter=self.row_filter(batch.options))
+            except FileNotFoundError as exc:
+                raise self.error(f"missing file in {catalog.url}: {exc}", batch) from exc
+            except OSError as exc:
+                raise self.error(f"reading {catalog.url} failed: {exc}", batch,
+                                 transient=True) from exc
+            ti, ri, sep = cone_match(batch.ra, batch.dec, table["ra"].to_numpy(),
+                                     table["dec"].to_numpy(), self.radius)
+            matched = table.take(pa.array(ri, pa.int64()))
+            matched = matched.append_column("_target", pa.array(ti, pa.int64()))
+            pieces.append(matched.append_column(
+                "_separation_arcsec", pa.array(sep.to_value(u.arcsec), pa.float64())))
+        return pa.concat_tables(pieces, promote_options="permissive") if len(pieces) > 1 \
+            else pieces[0]
+
+
+def _nearest_per_epoch(target, band, epoch, separation):
+    """Mask keeping the nearest detection per (target, band, epoch)."""
+    keep = np.zeros(len(target), bool)
+    if not len(target):
+        return keep
+    order = np.lexsort((np.asarray(separation), epoch, band, target))
+    t, b, e = target[order], band[order], epoch[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (t[1:] != t[:-1]) | (b[1:] != b[:-1]) | (e[1:] != e[:-1])
+    keep[order[first]] = True
+    return keep
+
+
+def _column(table, name, dtype=float):
+    col = table[name]
+    if col.null_count:
+        return np.asarray(col.to_pandas().to_numpy(dtype=float, na_value=np.nan))
+    return np.asarray(col.to_numpy(), dtype=dtype)
+
+
+# --------------------------------------------------------------------------- unWISE
+@register_archive
+class UnWISE(_HivePartitionArchive):
+    """unWISE neo7 time-domain W1/W2 photometry (IRSA parquet in S3).
+
+    Options: ``match`` (``"all"``/``"nearest"`` per band and epoch),
+    ``bands`` (W1, W2), ``primary_only`` (default True: drop and count
+    ``primary != 1``), ``wise_zero_point`` (``"ab_offset"``/``"isophotal"``).
+    See `multilc.archives.wise`.
+    """
+
+    name = "unwise"
+    description = "unWISE neo7 time-domain W1/W2 epoch-coadd photometry (IRSA parquet)"
+    bands = tuple(UNWISE_BANDS.values())
+    chunk_size = 1
+    concurrency = 4
+    default_options = {**_COMMON_OPTIONS, "primary_only": True}
+    env_prefix = "UNWISE"
+    conf = conf
+    columns = UNWISE_COLUMNS
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.options = _check_common(self.name, self.options)
+        self._catalogs = None
+
+    def urls(self):
+        return [self.setting("unwise_url")]
+
+    def row_filter(self, options):
+        import pyarrow.compute as pc
+
+        if len(options["bands"]) == 2:
+            return None
+        codes = [k for k, v in UNWISE_BANDS.items() if v.split(":")[1] in options["bands"]]
+        return pc.field("band").isin(codes)
+
+    def parse(self, raw, batch):
+        options = _check_common(self.name, {k: batch.options[k] for k in self.default_options})
+        dropped = {}
+        n = raw.num_rows
+        if not n:
+            return ParseResult(MultiBandLightCurve.empty(), dropped)
+        target = raw["_target"].to_numpy()
+        band_code = _column(raw, "band", "int64")
+        unknown = ~np.isin(band_code, list(UNWISE_BANDS))
+        if unknown.any():
+            raise ValueError(f"unknown unWISE band values {sorted(set(band_code[unknown]))} "
+                             f"({batch.describe()})")
+        band = np.array([UNWISE_BANDS[int(c)] for c in band_code])
+        keep = np.ones(n, bool)
+        if options["primary_only"]:
+            secondary = _column(raw, "primary", "int64") != 1
+            if secondary.any():
+                dropped["primary != 1"] = int(secondary.sum())
+            keep &= ~secondary
+        flux_nmgy = _column(raw, "flux")
+        dflux_nmgy = _column(raw, "dflux")
+        nan = keep & ~np.isfinite(flux_nmgy)
+        if nan.any():
+            dropped["flux is null"] = int(nan.sum())
+        keep &= ~nan
+        mjd = _column(raw, "MJDMEAN")
+        sep = _column(raw, "_separation_arcsec")
+        if options["match"] == "nearest" and keep.any():
+            sel = np.flatnonzero(keep)
+            best = _nearest_per_epoch(target[sel], band[sel], mjd[sel], sep[sel])
+            if (~best).any():
+                dropped["not the nearest detection (match='nearest')"] = int((~best).sum())
+            keep[sel[~best]] = False
+        idx = np.flatnonzero(keep)
+        if not len(idx):
+            return ParseResult(MultiBandLightCurve.empty(), dropped)
+        ra, dec = _column(raw, "ra")[idx], _column(raw, "dec")[idx]
+        flux = np.empty(len(idx))
+        flux_err = np.empty(len(idx))
+        for name in np.unique(band[idx]):
+            sel = band[idx] == name
+            f, e = nanomaggies_to_flux(flux_nmgy[idx][sel], name, dflux_nmgy[idx][sel],
+                                       wise_zero_point=options["wise_zero_point"])
+            flux[sel] = f.to_value(u.mJy)
+            flux_err[sel] = e.to_value(u.mJy)
+        time = to_mjd_tdb(mjd[idx], "wise.mjd", ra=ra * u.deg, dec=dec * u.deg)
+        ti = target[idx]
+        lc = MultiBandLightCurve.from_arrays(
+            batch.objectid[ti], band[idx], Time(time, format="mjd", scale="tdb"),
+            flux * u.mJy, flux_err * u.mJy, upper_limit=flux_nmgy[idx] <= 0,
+            source_id=np.asarray(raw["unwise_detid"].to_pylist(), dtype=object)[idx].astype(str),
+            separation=sep[idx] * u.arcsec, ra=batch.ra[ti] * u.deg, dec=batch.dec[ti] * u.deg)
+        return ParseResult(lc, dropped)
+
+
+# --------------------------------------------------------------------------- NEOWISE
+@register_archive
+class NEOWISE(_HivePartitionArchive):
+    """NEOWISE-R single-exposure W1/W2 photometry (IRSA parquet in S3, all years).
+
+    Options: ``match`` (``"all"``/``"nearest"`` per band and exposure),
+    ``bands`` (W1, W2), ``quality`` (``"irsa"``: ``cc_flags == "0000"`` and
+    ``qual_frame > 0``; None keeps all), ``wise_zero_point``.
+    See `multilc.archives.wise`.
+    """
+
+    name = "neowise"
+    description = "NEOWISE-R single-exposure W1/W2 photometry (IRSA parquet, all years)"
+    bands = ("wise:W1", "wise:W2")
+    chunk_size = 1
+    concurrency = 4
+    default_options = {**_COMMON_OPTIONS, "quality": "irsa"}
+    env_prefix = "NEOWISE"
+    conf = conf
+    columns = NEOWISE_COLUMNS
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.options = _check_common(self.name, self.options)
+        if self.options["quality"] not in ("irsa", None):
+            raise ValueError(f"{self.name}: quality must be 'irsa' or None, "
+                             f"got {self.options['quality']!r}")
+        self._catalogs = None
+
+    def urls(self):
+        template = self.setting("neowise_url")
+        years = str(self.setting("neowise_years")).replace(",", " ").split()
+        if "{year}" not in template:
+            return [template]
+        return [template.format(year=y) for y in years]
+
+    def parse(self, raw, batch):
+        options = {k: batch.options[k] for k in self.default_options}
+        options = _check_common(self.name, options)
+        dropped = {}
+        n = raw.num_rows
+        if not n:
+            return ParseResult(MultiBandLightCurve.empty(), dropped)
+        target = raw["_target"].to_numpy()
+        keep = np.ones(n, bool)
+        if options["quality"] == "irsa":
+            cc = np.asarray(raw["cc_flags"].to_pylist(), dtype=object)
+            contaminated = np.array([c != CLEAN_CC_FLAGS for c in cc], bool)
+            if contaminated.any():
+                dropped[f"cc_flags != '{CLEAN_CC_FLAGS}'"] = int(contaminated.sum())
+            keep &= ~contaminated
+            low = keep & ~(_column(raw, "qual_frame") > 0)
+            if low.any():
+                dropped["qual_frame == 0"] = int(low.sum())
+            keep &= ~low
+        mjd = _column(raw, "mjd")
+        sep = _column(raw, "_separation_arcsec")
+        ra, dec = _column(raw, "ra"), _column(raw, "dec")
+        cntr = _column(raw, "cntr", "int64")
+        rows, bands, mags, errs = [], [], [], []
+        for band, (mcol, ecol) in NEOWISE_BANDS.items():
+            if band.split(":")[1] not in options["bands"]:
+                continue
+            m, e = _column(raw, mcol), _column(raw, ecol)
+            null = keep & ~np.isfinite(m)
+            if null.any():
+                dropped[f"{mcol} is null"] = int(null.sum())
+            sel = np.flatnonzero(keep & np.isfinite(m))
+            rows.append(sel)
+            bands.append(np.full(len(sel), band))
+            mags.append(m[sel])
+            errs.append(e[sel])
+        rows = np.concatenate(rows) if rows else np.zeros(0, int)
+        band = np.concatenate(bands) if bands else np.zeros(0, str)
+        mag = np.concatenate(mags) if mags else np.zeros(0)
+        err = np.concatenate(errs) if errs else np.zeros(0)
+        if options["match"] == "nearest" and len(rows):
+            best = _nearest_per_epoch(target[rows], band, mjd[rows], sep[rows])
+            if (~best).any():
+                dropped["not the nearest detection (match='nearest')"] = int((~best).sum())
+            rows, band, mag, err = rows[best], band[best], mag[best], err[best]
+        if not len(rows):
+            return ParseResult(MultiBandLightCurve.empty(), dropped)
+        upper = ~np.isfinite(err)
+        flux = np.empty(len(rows))
+        flux_err = np.empty(len(rows))
+        for name in np.unique(band):
+            sel = band == name
+            zp = _vega_zero_point(name, options["wise_zero_point"])
+            f, fe = mag_to_flux(mag[sel], name, np.where(upper[sel], 0.0, err[sel]),
+                                zero_point=zp)
+            flux[sel] = f.to_value(u.mJy)
+            # an upper limit has no error: NaN, not 0
+            flux_err[sel] = np.where(upper[sel], np.nan, fe.to_value(u.mJy))
+        time = to_mjd_tdb(mjd[rows], "wise.mjd", ra=ra[rows] * u.deg, dec=dec[rows] * u.deg)
+        ti = target[rows]
+        lc = MultiBandLightCurve.from_arrays(
+            batch.objectid[ti], band, Time(time, format="mjd", scale="tdb"),
+            flux * u.mJy, flux_err * u.mJy, mag=mag * u.mag,
+            mag_err=np.where(upper, np.nan, err) * u.mag, upper_limit=upper,
+            source_id=cntr[rows], separation=sep[rows] * u.arcsec,
+            ra=batch.ra[ti] * u.deg, dec=batch.dec[ti] * u.deg)
+        return ParseResult(lc, dropped)
+
+
+def _vega_zero_point(band, wise_zero_point):
+    """Flux density of Vega magnitude 0 for a WISE band, by convention.
+
+    Same conventions as `multilc.photometry.nanomaggies_to_flux`: the Vega->AB
+    offsets (WISE All-Sky Explanatory Supplement sec. IV.4.h) or the
+    isophotal F_nu0 (Jarrett et al. 2011).
+    """
+    from multilc.photometry import (AB_ZERO_POINT, WISE_AB_OFFSETS,
+                                    WISE_ISOPHOTAL_ZERO_POINTS)
+
+    name = band.split(":")[1]
+    if wise_zero_point == "isophotal":
+        return WISE_ISOPHOTAL_ZERO_POINTS[name]
+    return AB_ZERO_POINT * 10 ** (-0.4 * WISE_AB_OFFSETS[name])

@@ -1,0 +1,528 @@
+"""ZTF light curves from IRSA: the DR light-curve HATS catalog, the light-curve API, files.
+
+Routes (option ``route``):
+
+``"bulk"``
+    The ZTF DR light-curve HATS catalog in IRSA's public S3 bucket
+    (setting ``hats_url``, default ``s3://ipac-irsa-ztf/ztf/enhanced/dr24/lc/hats``,
+    a HATS *collection* whose primary catalog is ``ztf_dr24_lc-hats``; IRSA
+    tutorial "Access ZTF DR24 Light Curves from HATS Catalog").  One row per
+    ZTF object, i.e. per (field, CCD quadrant, filter): ``objectid``,
+    ``filterid`` (1 = g, 2 = r, 3 = i), ``objra``, ``objdec``, ``nepochs`` and
+    the nested column ``lightcurve`` with per-epoch ``hmjd, mag, magerr,
+    clrcoeff, catflags``.  nested-pandas stores a nested column in parquet as
+    a struct of equal-length lists (``lightcurve: struct<hmjd: list<double>,
+    mag: list<float>, ...>``; nested-pandas ``read_parquet`` docs: partial
+    loading works on struct-of-list columns), so only the needed leaves
+    (``lightcurve.hmjd`` ...) are read.  The exact list element widths of the
+    DR24 catalog are not documented anywhere we could read (``catflags`` may
+    be int16 or int32); values are cast, so the reader does not depend on
+    them.  Targets are grouped by the HATS partitions their cones touch
+    (`multilc.collect.healpix`), each partition is read once per run, for
+    all filters at once.
+``"api"``
+    The IRSA light-curve API ``nph_light_curves`` (setting ``api_url``), one
+    request per target: ``POS=CIRCLE <ra> <dec> <radius_deg>``,
+    ``BANDNAME=g,r,i``, ``FORMAT=csv`` (IRSA "ZTF Lightcurve Queries"
+    documentation), at most ``concurrency`` requests in flight (IRSA asks
+    for bulk downloads instead of many API calls).  CSV columns
+    ``oid,expid,hjd,mjd,mag,magerr,catflags,filtercode,ra,dec,...``.
+``"auto"`` (default)
+    ``bulk`` for more than ``bulk_min_targets`` targets, else ``api``.
+
+Files: ``format="ztf.api"`` (the API's CSV or IPAC-table output) and
+``format="ztf.parquet"`` (DR light-curve parquet files with list columns, or
+a HATS leaf file with the nested ``lightcurve`` column).
+
+Units and time
+    ``mag`` is an AB magnitude calibrated to Pan-STARRS1 (Masci et al. 2019,
+    PASP 131, 018003); flux = 3631 Jy 10^(-0.4 mag) via
+    `multilc.photometry.mag_to_flux` (band ``ztf:g``/``ztf:r``/``ztf:i``).
+    ``hmjd`` is the heliocentric MJD (UTC) of mid-exposure; it is converted
+    to barycentric MJD(TDB) with ``to_mjd_tdb(hmjd, "ztf.hmjd")`` at the ZTF
+    object's position.  The API CSV has both ``hjd`` and ``mjd``: we use
+    ``hjd - 2400000.5``, the same heliocentric quantity as the DR files'
+    ``hmjd`` (so both routes give identical times); the API documentation
+    does not say whether ``mjd`` marks the start or the middle of the
+    exposure, so it is not used.
+Default mask
+    Epochs with ``catflags & 32768`` (bit 15, "bad" epoch: ZTF DR
+    explanatory supplement; today's Fornax tool keeps ``catflags < 32768``)
+    are dropped and counted; option ``catflags_mask`` (None keeps all).  The
+    flags are kept in ``flag``.
+Match policy
+    ZTF has several objectids per sky position (one per field, CCD quadrant
+    and filter).  ``match="all"`` (default) keeps every object within the
+    radius; ``match="nearest"`` keeps, per target and filter, the nearest
+    objectid.  ``source_id`` is the ZTF objectid, ``separation`` the
+    distance from the target to ``objra/objdec`` (bulk) or to the epoch
+    position (API).
+"""
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+from astropy import units as u
+from astropy.config import ConfigItem, ConfigNamespace
+from astropy.time import Time
+
+from multilc.collect.api import Archive, ParseResult, register_archive
+from multilc.io.registry import register_file_format
+from multilc.lightcurve import MultiBandLightCurve
+from multilc.photometry import mag_to_flux
+from multilc.timescales import to_mjd_tdb
+
+__all__ = ["ZTF", "conf", "read_api_file", "read_parquet_file", "FILTERS"]
+
+ARCHIVE_NAME = "ztf"
+
+
+# --------------------------------------------------------------------------- settings
+class Conf(ConfigNamespace):
+    """Settings of the ZTF reader (``MULTILC_ZTF_<NAME>`` overrides)."""
+
+    hats_url = ConfigItem(
+        "s3://ipac-irsa-ztf/ztf/enhanced/dr24/lc/hats",
+        "HATS collection (or catalog) of ZTF DR light curves (IRSA cloud access page).")
+    s3_endpoint = ConfigItem("", "S3 endpoint URL override (local stand-ins); empty = AWS.")
+    s3_region = ConfigItem("us-west-2", "AWS region of the bucket.")
+    s3_anonymous = ConfigItem(True, "Unsigned (anonymous) S3 requests.")
+    api_url = ConfigItem("https://irsa.ipac.caltech.edu/cgi-bin/ZTF/nph_light_curves",
+                         "IRSA ZTF light-curve API.")
+    bulk_min_targets = ConfigItem(
+        100, "route='auto' uses the bulk catalog for more targets than this.")
+    concurrency = ConfigItem(4, "Requests (or partition reads) in flight.")
+
+
+conf = Conf()
+
+# --------------------------------------------------------------------------- constants
+#: ZTF filter ids and codes -> multilc band (ZTF DR explanatory supplement:
+#: filterid 1 = g, 2 = r, 3 = i; filtercode zg, zr, zi).
+FILTERS = {1: "ztf:g", 2: "ztf:r", 3: "ztf:i"}
+FILTERCODES = {"zg": "ztf:g", "zr": "ztf:r", "zi": "ztf:i"}
+#: JD of MJD 0 (definition of MJD).
+MJD_ZERO_JD = 2400000.5
+#: Bulk catalog columns read (nested leaves of ``lightcurve``).
+HATS_COLUMNS = ["objectid", "filterid", "lightcurve.hmjd", "lightcurve.mag",
+                "lightcurve.magerr", "lightcurve.catflags"]
+#: Columns the API CSV must have.
+API_COLUMNS = ("oid", "hjd", "mag", "magerr", "catflags", "filtercode", "ra", "dec")
+DEFAULT_OPTIONS = {"route": "auto", "catflags_mask": 32768, "match": "all",
+                   "bands": ("g", "r", "i")}
+
+
+def _check_options(options):
+    opts = dict(options)
+    if opts["route"] not in ("auto", "bulk", "api"):
+        raise ValueError(f"{ARCHIVE_NAME}: route must be 'auto', 'bulk' or 'api', "
+                         f"got {opts['route']!r}")
+    if opts["match"] not in ("all", "nearest"):
+        raise ValueError(f"{ARCHIVE_NAME}: match must be 'all' or 'nearest', "
+                         f"got {opts['match']!r}")
+    mask = opts["catflags_mask"]
+    if mask is not None and (isinstance(mask, bool) or int(mask) != mask or mask < 0):
+        raise ValueError(f"{ARCHIVE_NAME}: catflags_mask must be a non-negative integer "
+                         f"bit mask or None, got {mask!r}")
+    bands = tuple(str(b) for b in (opts["bands"] if not isinstance(opts["bands"], str)
+                                   else opts["bands"].split(",")))
+    if not bands or set(bands) - {"g", "r", "i"}:
+        raise ValueError(f"{ARCHIVE_NAME}: bands must be among 'g', 'r', 'i', got {bands}")
+    opts["bands"] = bands
+    return opts
+
+
+# --------------------------------------------------------------------------- parse (shared)
+def _epochs_to_lightcurve(*, objectid, oid, band, hmjd, mag, magerr, catflags, src_ra,
+                          src_dec, separation, options, target_ra=None, target_dec=None,
+                          where=""):
+    """Per-epoch arrays -> `ParseResult` (the one place ZTF values are converted)."""
+    dropped = {}
+    n = len(objectid)
+    keep = np.ones(n, bool)
+    wanted = {f"ztf:{b}" for b in options["bands"]}
+    not_wanted = ~np.isin(band, list(wanted))
+    keep &= ~not_wanted
+    mask = options["catflags_mask"]
+    if mask is not None:
+        bad = keep & ((catflags.astype("int64") & int(mask)) != 0)
+        if bad.any():
+            dropped[f"catflags & {int(mask)}"] = int(bad.sum())
+        keep &= ~bad
+    nomag = keep & ~np.isfinite(mag)
+    if nomag.any():
+        dropped["mag is NaN"] = int(nomag.sum())
+    keep &= ~nomag
+    if options["match"] == "nearest" and keep.any():
+        from multilc.collect.healpix import nearest_only
+
+        sel = np.flatnonzero(keep)
+        # one ZTF object per target *and filter*: nearest per (target, band)
+        group = np.unique(np.char.add(objectid[sel].astype(str),
+                                      np.char.add("|", band[sel].astype(str))),
+                          return_inverse=True)[1]
+        best = nearest_only(group, separation[sel], oid[sel])
+        farther = ~best
+        if farther.any():
+            dropped["not the nearest ZTF object (match='nearest')"] = int(farther.sum())
+        keep[sel[farther]] = False
+    idx = np.flatnonzero(keep)
+    if not len(idx):
+        return ParseResult(MultiBandLightCurve.empty(), dropped)
+    mjd_tdb = to_mjd_tdb(hmjd[idx], "ztf.hmjd", ra=src_ra[idx] * u.deg,
+                         dec=src_dec[idx] * u.deg)
+    flux = np.empty(len(idx))
+    flux_err = np.empty(len(idx))
+    for name in np.unique(band[idx]):
+        sel = band[idx] == name
+        f, e = mag_to_flux(mag[idx][sel], name, magerr[idx][sel])
+        flux[sel] = f.to_value(u.mJy)
+        flux_err[sel] = e.to_value(u.mJy)
+    kwargs = {}
+    if target_ra is not None:
+        kwargs["ra"] = target_ra[idx] * u.deg
+        kwargs["dec"] = target_dec[idx] * u.deg
+    lc = MultiBandLightCurve.from_arrays(
+        objectid[idx], band[idx], Time(mjd_tdb, format="mjd", scale="tdb"),
+        flux * u.mJy, flux_err * u.mJy, mag=mag[idx] * u.mag, mag_err=magerr[idx] * u.mag,
+        flag=catflags[idx].astype("int64"), source_id=oid[idx].astype("int64"),
+        separation=separation[idx], **kwargs)
+    return ParseResult(lc, dropped)
+
+
+def _flatten_nested(table, prefix="lightcurve."):
+    """Object rows with list columns -> per-epoch numpy arrays and parent row index."""
+    import pyarrow.compute as pc
+
+    hmjd_list = table[prefix + "hmjd"].combine_chunks()
+    parent = pc.list_parent_indices(hmjd_list).to_numpy().astype(int)
+    out = {"parent": parent}
+    for name, dtype in (("hmjd", float), ("mag", float), ("magerr", float),
+                        ("catflags", "int64")):
+        flat = pc.list_flatten(table[prefix + name].combine_chunks())
+        values = flat.to_numpy(zero_copy_only=False)
+        out[name] = np.asarray(values, dtype=dtype) if flat.null_count == 0 else \
+            np.asarray(flat.to_pandas().to_numpy(dtype=float, na_value=np.nan)).astype(dtype)
+        if len(out[name]) != len(parent):
+            raise ValueError(f"lightcurve lists of unequal length ({name})")
+    return out
+
+
+def _parse_catalog_rows(table, options, *, objectid, separation, target_ra=None,
+                        target_dec=None, prefix="lightcurve.", where=""):
+    """Matched object rows (one per objectid/filter) -> `ParseResult`."""
+    if table.num_rows == 0:
+        return ParseResult(MultiBandLightCurve.empty(), {})
+    flat = _flatten_nested(table, prefix)
+    p = flat["parent"]
+    filterid = np.asarray(table["filterid"].to_numpy(), dtype=int)
+    unknown = ~np.isin(filterid, list(FILTERS))
+    if unknown.any():
+        raise ValueError(f"unknown ZTF filterid {sorted(set(filterid[unknown]))}{where}")
+    band = np.array([FILTERS[f] for f in filterid])[p]
+    return _epochs_to_lightcurve(
+        objectid=np.asarray(objectid)[p], oid=np.asarray(table["objectid"].to_numpy())[p],
+        band=band, hmjd=flat["hmjd"], mag=flat["mag"], magerr=flat["magerr"],
+        catflags=flat["catflags"],
+        src_ra=np.asarray(table["objra"].to_numpy(), float)[p],
+        src_dec=np.asarray(table["objdec"].to_numpy(), float)[p],
+        separation=u.Quantity(separation)[p], options=options,
+        target_ra=None if target_ra is None else np.asarray(target_ra)[p],
+        target_dec=None if target_dec is None else np.asarray(target_dec)[p], where=where)
+
+
+def _read_api_table(text, where=""):
+    """The API's CSV or IPAC-table text -> astropy Table (checked)."""
+    from astropy.table import Table
+
+    stripped = text.lstrip()
+    if not stripped:
+        raise ValueError(f"empty response{where}")
+    if stripped.startswith("<"):
+        snippet = re.sub(r"\s+", " ", stripped[:200])
+        raise ValueError(f"expected CSV or an IPAC table, got HTML/XML{where}: {snippet}")
+    fmt = "ascii.ipac" if stripped.startswith(("\\", "|")) else "ascii.csv"
+    table = Table.read(io.StringIO(text), format=fmt)
+    missing = [c for c in API_COLUMNS if c not in table.colnames]
+    if missing:
+        raise ValueError(f"response lacks columns {missing} (has {table.colnames}){where}")
+    return table
+
+
+def _api_epochs(table, where=""):
+    codes = np.asarray(table["filtercode"]).astype(str)
+    unknown = ~np.isin(codes, list(FILTERCODES))
+    if unknown.any():
+        raise ValueError(f"unknown ZTF filtercode {sorted(set(codes[unknown]))}{where}")
+
+    def col(name, dtype=float):
+        values = table[name]
+        if hasattr(values, "filled"):
+            values = values.filled(np.nan if dtype is float else 0)
+        return np.asarray(values, dtype=dtype)
+
+    return {"oid": col("oid", "int64"), "band": np.array([FILTERCODES[c] for c in codes]),
+            "hmjd": col("hjd") - MJD_ZERO_JD, "mag": col("mag"), "magerr": col("magerr"),
+            "catflags": col("catflags", "int64"), "ra": col("ra"), "dec": col("dec")}
+
+
+# --------------------------------------------------------------------------- archive
+@register_archive
+class ZTF(Archive):
+    """ZTF DR light curves from IRSA (HATS catalog in S3, or the light-curve API).
+
+    Options: ``route`` (``"auto"``, ``"bulk"``, ``"api"``), ``catflags_mask``
+    (default 32768; None keeps all epochs), ``match`` (``"all"`` or
+    ``"nearest"`` per target and filter), ``bands`` (subset of g, r, i).
+    See `multilc.archives.ztf`.
+    """
+
+    name = ARCHIVE_NAME
+    description = "ZTF DR light curves (IRSA HATS catalog in S3 or light-curve API)"
+    bands = tuple(FILTERS.values())
+    chunk_size = 1
+    concurrency = 4
+    default_options = DEFAULT_OPTIONS
+    env_prefix = "ZTF"
+    conf = conf
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.options = _check_options(self.options)
+        self._catalog = None
+
+    def catalog(self):
+        """The bulk `~multilc.collect.healpix.HatsCatalog` (from the settings)."""
+        from multilc.collect.healpix import HatsCatalog
+
+        if self._catalog is None:
+            self._catalog = HatsCatalog(
+                self.setting("hats_url"), endpoint_url=self.setting("s3_endpoint"),
+                anonymous=self.setting("s3_anonymous"), region=self.setting("s3_region"))
+        return self._catalog
+
+    def route_for(self, n_targets):
+        """``"bulk"`` or ``"api"`` for a sample of *n_targets*."""
+        route = self.options["route"]
+        if route == "auto":
+            route = "bulk" if n_targets > int(self.setting("bulk_min_targets")) else "api"
+        return route
+
+    def plan(self, sample):
+        route = self.route_for(len(sample))
+        if route == "api":
+            batches = super().plan(sample)
+        else:
+            batches = _plan_bulk(self, sample)
+        for b in batches:
+            b.options = {**b.options, "route": route}
+        return batches
+
+    # ---- query
+    def query(self, batch):
+        if batch.options.get("plan_error"):
+            raise self.error(batch.options["plan_error"], batch, transient=True)
+        if batch.options["route"] == "api":
+            return self._query_api(batch)
+        return self._query_bulk(batch)
+
+    def _query_api(self, batch):
+        from multilc.collect.api import http_request
+
+        ra, dec = float(batch.ra[0]), float(batch.dec[0])
+        params = {"POS": f"CIRCLE {ra:.8f} {dec:.8f} {self.radius.to_value(u.deg):.8f}",
+                  "BANDNAME": ",".join(batch.options["bands"]), "FORMAT": "csv"}
+        resp = http_request(self, batch, "GET", self.setting("api_url"), params=params,
+                            timeout=self.timeout)
+        text = resp.text
+        if text.lstrip().startswith("<"):
+            raise self.error("the light-curve API answered with an HTML/XML page instead "
+                             f"of CSV: {text.strip()[:200]!r}", batch)
+        return text
+
+    def _query_bulk(self, batch):
+        from multilc.collect.healpix import cone_match
+
+        catalog = self.catalog()
+        try:
+            table = catalog.read([tuple(k) for k in batch.options["partitions"]],
+                                 HATS_COLUMNS, ra=batch.ra, dec=batch.dec,
+                                 radius=self.radius)
+        except FileNotFoundError as exc:
+            raise self.error(f"HATS partition missing in {catalog.url}: {exc}", batch) \
+                from exc
+        except OSError as exc:
+            raise self.error(f"reading {catalog.url} failed: {exc}", batch,
+                             transient=True) from exc
+        ti, ri, sep = cone_match(batch.ra, batch.dec,
+                                 table[catalog.ra_column].to_numpy().astype(float),
+                                 table[catalog.dec_column].to_numpy().astype(float),
+                                 self.radius)
+        import pyarrow as pa
+
+        matched = table.take(pa.array(ri, pa.int64()))
+        matched = matched.append_column("_target", pa.array(ti, pa.int64()))
+        return matched.append_column("_separation_arcsec",
+                                     pa.array(sep.to_value(u.arcsec), pa.float64()))
+
+    # ---- parse
+    def parse(self, raw, batch):
+        options = _check_options({k: batch.options[k] for k in DEFAULT_OPTIONS})
+        where = f" ({batch.describe()})"
+        if batch.options["route"] == "api":
+            return self._parse_api(raw, batch, options, where)
+        ti = raw["_target"].to_numpy()
+        return _parse_catalog_rows(raw, options, objectid=batch.objectid[ti],
+                                   separation=raw["_separation_arcsec"].to_numpy() * u.arcsec,
+                                   target_ra=batch.ra[ti], target_dec=batch.dec[ti],
+                                   where=where)
+
+    def _parse_api(self, raw, batch, options, where):
+        from astropy.coordinates import SkyCoord
+
+        table = _read_api_table(raw, where)
+        if len(table) == 0:
+            return ParseResult(MultiBandLightCurve.empty(), {})
+        e = _api_epochs(table, where)
+        n = len(e["oid"])
+        target = SkyCoord(batch.ra[0] * u.deg, batch.dec[0] * u.deg)
+        sep = target.separation(SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)).to(u.arcsec)
+        return _epochs_to_lightcurve(
+            objectid=np.full(n, batch.objectid[0]), oid=e["oid"], band=e["band"],
+            hmjd=e["hmjd"], mag=e["mag"], magerr=e["magerr"], catflags=e["catflags"],
+            src_ra=e["ra"], src_dec=e["dec"], separation=sep, options=options,
+            target_ra=np.full(n, batch.ra[0]), target_dec=np.full(n, batch.dec[0]),
+            where=where)
+
+
+def _plan_bulk(archive, sample):
+    """One batch per group of HATS partitions (each partition read once)."""
+    from multilc.collect.healpix import plan_partition_batches
+
+    try:
+        catalog = archive.catalog()
+        touched = catalog.touched(sample.coord.icrs.ra.deg, sample.coord.icrs.dec.deg,
+                                  archive.radius)
+    except Exception as exc:  # noqa: BLE001 - reported as this archive's failure
+        batch = Archive.plan(archive, sample)
+        message = (f"could not read the HATS catalog metadata at "
+                   f"{archive.setting('hats_url')}: {type(exc).__name__}: {exc}")
+        merged = batch[0]
+        if len(batch) > 1:
+            import dataclasses
+
+            merged = dataclasses.replace(
+                merged, objectid=np.concatenate([b.objectid for b in batch]),
+                ra=np.concatenate([b.ra for b in batch]),
+                dec=np.concatenate([b.dec for b in batch]),
+                label=np.concatenate([b.label for b in batch]))
+        merged.options = {**merged.options, "plan_error": message}
+        return [merged]
+    return plan_partition_batches(archive, sample, touched)
+
+
+# --------------------------------------------------------------------------- files
+def _file_result(result):
+    from multilc.collect.engine import CollectionReport
+
+    result.lc.report = CollectionReport(dropped={ARCHIVE_NAME: dict(result.dropped)})
+    return result.lc
+
+
+def read_api_file(path, *, objectid=None, catflags_mask=32768, match="all",
+                  bands=("g", "r", "i")):
+    """Read a file saved from the IRSA light-curve API (CSV or IPAC table).
+
+    Parameters
+    ----------
+    path : str or path-like
+    objectid : int, optional
+        Target id for every row (the file answers one target); default: each
+        ZTF ``oid`` is its own object.
+    catflags_mask : int or None
+        Drop epochs with any of these bits set (default 32768).
+    match : {"all", "nearest"}
+        With ``objectid``: keep only the nearest oid per filter (distance
+        from the mean position of all rows).
+    bands : sequence of str
+
+    Returns
+    -------
+    `~multilc.MultiBandLightCurve`
+        ``report.dropped`` counts removed epochs.
+    """
+    from astropy.coordinates import SkyCoord
+
+    options = _check_options({"route": "api", "catflags_mask": catflags_mask,
+                              "match": match, "bands": bands})
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    where = f" (file {path})"
+    table = _read_api_table(text, where)
+    if len(table) == 0:
+        return _file_result(ParseResult(MultiBandLightCurve.empty(), {}))
+    e = _api_epochs(table, where)
+    if objectid is None:
+        ids = e["oid"]
+        sep = np.full(len(ids), np.nan) * u.arcsec
+        if match == "nearest":
+            raise ValueError(f"{ARCHIVE_NAME}: match='nearest' needs objectid= (a target)")
+    else:
+        ids = np.full(len(e["oid"]), int(objectid))
+        pos = SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)
+        centre = SkyCoord(np.mean(pos.cartesian.xyz, axis=1), representation_type="cartesian")
+        centre = SkyCoord(centre.spherical.lon, centre.spherical.lat)
+        sep = centre.separation(pos).to(u.arcsec)
+    return _file_result(_epochs_to_lightcurve(
+        objectid=ids, oid=e["oid"], band=e["band"], hmjd=e["hmjd"], mag=e["mag"],
+        magerr=e["magerr"], catflags=e["catflags"], src_ra=e["ra"], src_dec=e["dec"],
+        separation=sep, options=options, target_ra=e["ra"], target_dec=e["dec"],
+        where=where))
+
+
+def read_parquet_file(path, *, catflags_mask=32768, bands=("g", "r", "i")):
+    """Read a ZTF DR light-curve parquet file.
+
+    Accepts the DR files (``ztf_<field>_<filter>_c<ccd>_q<q>_dr<N>.parquet``,
+    list columns ``hmjd, mag, magerr, clrcoeff, catflags``) and HATS leaf
+    files (nested ``lightcurve`` struct).  Each ZTF objectid becomes one
+    object (``objectid`` = ``source_id`` = ZTF objectid, position
+    ``objra/objdec``).
+
+    Returns
+    -------
+    `~multilc.MultiBandLightCurve`
+        ``report.dropped`` counts removed epochs.
+    """
+    import pyarrow.parquet as pq
+
+    options = _check_options({"route": "bulk", "catflags_mask": catflags_mask,
+                              "match": "all", "bands": bands})
+    where = f" (file {path})"
+    schema = pq.read_schema(path)
+    nested = "lightcurve" in schema.names
+    prefix = "lightcurve." if nested else ""
+    needed = ["objectid", "filterid", "objra", "objdec"] + \
+        [prefix + c for c in ("hmjd", "mag", "magerr", "catflags")]
+    have = set(schema.names) | ({f"lightcurve.{f.name}" for f in schema.field("lightcurve").type}
+                                if nested else set())
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise ValueError(f"{ARCHIVE_NAME}: {path} is not a ZTF light-curve parquet file: "
+                         f"missing columns {missing}")
+    import pyarrow.dataset as ds
+    import pyarrow.compute as pc
+
+    table = ds.dataset(str(path), format="parquet").to_table(
+        columns={c: pc.field(*c.split(".")) for c in needed})
+    oid = table["objectid"].to_numpy()
+    return _file_result(_parse_catalog_rows(
+        table, options, objectid=oid, separation=np.full(len(oid), np.nan) * u.arcsec,
+        target_ra=table["objra"].to_numpy().astype(float),
+        target_dec=table["objdec"].to_numpy().astype(float), prefix=prefix, where=where))
+
+
+register_file_format("ztf.api", MultiBandLightCurve, reader=read_api_file)
+register_file_format("ztf.parquet", MultiBandLightCurve, reader=read_parquet_file)
