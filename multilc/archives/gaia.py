@@ -562,7 +562,8 @@ class Gaia(Archive):
             raise self.error(f"the TAP service answered something that is not a "
                              f"VOTable: {exc}", batch) from exc
         table = result.to_table()
-        missing = [c for c in ("objectid", "source_id", "dist") if c not in table.colnames]
+        missing = [c for c in ("objectid", "source_id", "ra", "dec", "dist")
+                   if c not in table.colnames]
         if missing:
             raise self.error(f"TAP answer lacks columns {missing}", batch)
         return table
@@ -641,7 +642,7 @@ def _catalog(archive):
         from multilc.collect import healpix
 
         handler = healpix._counting_handler_class()(
-            fsspec.filesystem("https"), catalog.log, {"block_size": 0})
+            fsspec.filesystem("https"), catalog.log, {})
         catalog._fs, catalog._root = PyFileSystem(handler), url.rstrip("/")
     return catalog
 

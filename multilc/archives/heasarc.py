@@ -354,10 +354,13 @@ class _HeasarcTAP(Archive):
             except DALQueryError as exc:
                 raise self.error(f"the TAP service at {url} rejected the query: {exc}",
                                  batch) from exc
-            except DALFormatError as exc:
-                raise self.error(f"the answer from {url} is not a TAP result VOTable: "
-                                 f"{_short(exc)}", batch) from exc
-            except DALServiceError as exc:
+            except (DALFormatError, DALServiceError) as exc:
+                if _connection_problem(exc):
+                    raise self.error(f"TAP request to {url} failed: {_short(exc)}", batch,
+                                     transient=True) from exc
+                if isinstance(exc, DALFormatError):
+                    raise self.error(f"the answer from {url} is not a TAP result VOTable: "
+                                     f"{_short(exc)}", batch) from exc
                 code = getattr(exc, "code", None)
                 transient = code is None or code == 429 or code >= 500
                 raise self.error(f"TAP request to {url} failed: {_short(exc)}", batch,
@@ -372,6 +375,24 @@ class _HeasarcTAP(Archive):
             raise self.error(f"the service cut the result at {len(table)} rows (its row "
                              "limit); use a smaller chunk_size", batch)
         return Table(table, masked=False)
+
+
+def _connection_problem(exc):
+    """True when a pyvo error wraps a timeout, reset or broken transfer.
+
+    pyvo reports a connection dropped while the VOTable is read as a
+    DALFormatError whose ``cause`` is the requests/urllib3 error; such
+    failures are worth retrying, unlike a body that is not a VOTable.
+    """
+    import requests
+    import urllib3
+
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code == 429 or code >= 500
+    cause = getattr(exc, "cause", None)
+    return isinstance(cause, (requests.RequestException, urllib3.exceptions.HTTPError,
+                              ConnectionError, TimeoutError))
 
 
 def _short(exc, limit=300):

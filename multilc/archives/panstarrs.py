@@ -86,7 +86,8 @@ class Conf(_config.ConfigNamespace):
     api_url = _config.ConfigItem(
         "https://catalogs.mast.stsci.edu/api/v0.1/panstarrs",
         "Base URL of the MAST Catalogs API for Pan-STARRS (release and table are appended).")
-    release = _config.ConfigItem("dr2", "PS1 data release of the API (detections exist in dr2 only).")
+    release = _config.ConfigItem(
+        "dr2", "PS1 data release of the API (detections exist in dr2 only).")
     response_format = _config.ConfigItem(
         "csv", "Format asked from the API: csv, json or votable.")
     object_catalog = _config.ConfigItem(

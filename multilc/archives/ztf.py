@@ -60,7 +60,6 @@ Match policy
 """
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -244,7 +243,7 @@ def _read_api_table(text, where=""):
         snippet = re.sub(r"\s+", " ", stripped[:200])
         raise ValueError(f"expected CSV or an IPAC table, got HTML/XML{where}: {snippet}")
     fmt = "ascii.ipac" if stripped.startswith(("\\", "|")) else "ascii.csv"
-    table = Table.read(io.StringIO(text), format=fmt)
+    table = Table.read(text if "\n" in text else text + "\n", format=fmt, guess=False)
     missing = [c for c in API_COLUMNS if c not in table.colnames]
     if missing:
         raise ValueError(f"response lacks columns {missing} (has {table.colnames}){where}")
@@ -332,7 +331,7 @@ class ZTF(Archive):
         from multilc.collect.api import http_request
 
         ra, dec = float(batch.ra[0]), float(batch.dec[0])
-        params = {"POS": f"CIRCLE {ra:.8f} {dec:.8f} {self.radius.to_value(u.deg):.8f}",
+        params = {"POS": f"CIRCLE {ra:.9f} {dec:.9f} {self.radius.to_value(u.deg):.10g}",
                   "BANDNAME": ",".join(batch.options["bands"]), "FORMAT": "csv"}
         resp = http_request(self, batch, "GET", self.setting("api_url"), params=params,
                             timeout=self.timeout)
@@ -471,9 +470,10 @@ def read_api_file(path, *, objectid=None, catflags_mask=32768, match="all",
             raise ValueError(f"{ARCHIVE_NAME}: match='nearest' needs objectid= (a target)")
     else:
         ids = np.full(len(e["oid"]), int(objectid))
+        from astropy.coordinates import CartesianRepresentation
+
         pos = SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)
-        centre = SkyCoord(np.mean(pos.cartesian.xyz, axis=1), representation_type="cartesian")
-        centre = SkyCoord(centre.spherical.lon, centre.spherical.lat)
+        centre = SkyCoord(CartesianRepresentation(pos.cartesian.xyz.mean(axis=1)))
         sep = centre.separation(pos).to(u.arcsec)
     return _file_result(_epochs_to_lightcurve(
         objectid=ids, oid=e["oid"], band=e["band"], hmjd=e["hmjd"], mag=e["mag"],

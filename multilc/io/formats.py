@@ -168,15 +168,18 @@ def read_parquet(path, **kwargs):
     objects, band_names, band_table, events = _restore_tables(meta, source)
     data = {}
     oid = table.column("objectid").to_numpy()
-    data["obs_object"] = np.searchsorted(objects["objectid"], oid).astype("int32")
+    data["obs_object"] = _codes_of(oid, objects["objectid"])
     band_col = table.column("band").combine_chunks()
     if isinstance(band_col.type, pa.DictionaryType):
         file_names = np.asarray(band_col.dictionary.to_pylist(), dtype=object)
         remap = np.searchsorted(band_names, file_names) if len(file_names) else \
             np.zeros(0, "int64")
         codes = band_col.indices.to_numpy(zero_copy_only=False)
-        data["obs_band"] = remap[codes].astype("int16") if len(codes) else \
-            np.zeros(0, "int16")
+        if len(remap) and np.array_equal(remap, np.arange(len(remap))):
+            data["obs_band"] = codes.astype("int16")  # the usual case: same order
+        else:
+            data["obs_band"] = remap[codes].astype("int16") if len(codes) else \
+                np.zeros(0, "int16")
     else:
         data["obs_band"] = np.searchsorted(band_names, np.asarray(
             band_col.to_pylist(), dtype=object)).astype("int16")
@@ -311,6 +314,22 @@ def read_ecsv(path):
 
 
 # --------------------------------------------------------------------------- helpers
+def _codes_of(values, uniques):
+    """Positions of *values* in the sorted *uniques* (int32).
+
+    Files are written sorted by object, so the codes are runs: find the run
+    starts and repeat, instead of a binary search per row.
+    """
+    if not len(values):
+        return np.zeros(0, "int32")
+    starts = np.flatnonzero(np.diff(values)) + 1
+    if np.all(values[starts] > values[starts - 1]):
+        run_values = values[np.concatenate(([0], starts))]
+        lengths = np.diff(np.concatenate(([0], starts, [len(values)])))
+        return np.repeat(np.searchsorted(uniques, run_values).astype("int32"), lengths)
+    return np.searchsorted(uniques, values).astype("int32")
+
+
 def _path_of(obj):
     """The file name behind a file object opened by the registry, else *obj*."""
     if not hasattr(obj, "read"):

@@ -31,8 +31,10 @@ NEAR, FAR = 1905457, 1905999
 
 
 def _csv(rows, cols):
+    if not rows:
+        return ""
     out = io.StringIO()
-    Table(rows=rows, names=cols).write(out, format="ascii.csv") if rows else None
+    Table(rows=rows, names=cols).write(out, format="ascii.csv")
     return out.getvalue()
 
 

@@ -87,11 +87,6 @@ def write_lc(path, mission="tess", *, time, pdcsap, pdcsap_err, sap=None, sap_er
     return path
 
 
-def f32(x):
-    """Values as the file stores them (FITS 'E' columns are float32)."""
-    return np.asarray(x, dtype=np.float32).astype(float)
-
-
 # --------------------------------------------------------------------------- file reader
 def test_tess_and_kepler_times_pinned(tmp_path):
     """BTJD + 2457000 and BKJD + 2454833 (today's tools add 2457000 to both)."""
