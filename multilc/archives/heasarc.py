@@ -52,12 +52,12 @@ Columns and units
     ``name`` (trigger/burst name -> ``event_id``), ``ra``, ``dec`` [deg,
     J2000], ``error_radius`` [deg], ``time`` [MJD].  These names are those of
     HEASARC's TAP tables as used by the tutorial code's working query
-    (nasa-fornax/fornax-demo-notebooks ``code_src/heasarc_functions.py``); the
-    HEASARC Browse page of FERMIGTRIG lists ``Trigger_Time``/``Error_Radius``
-    parameters, and TAP exposes the standard ``time``/``error_radius`` names.
-    NOT verified against HEASARC's own column metadata (the TAP_SCHEMA could
-    not be read here): that ``error_radius`` is in degrees (the tutorial's
-    1/3 deg caps assume so) and that ``time`` is UTC.  The separation is
+    (nasa-fornax/fornax-demo-notebooks ``code_src/heasarc_functions.py``; the
+    older Browse interface it used until 2023 returned ``TRIGGER_TIME`` for
+    FERMIGTRIG, TAP exposes the standardised ``time``).  NOT verified against
+    HEASARC's own column metadata (the TAP_SCHEMA could not be read here):
+    that ``error_radius`` is in degrees (the tutorial's 1/3 deg caps assume
+    so) and that ``time`` is UTC.  The separation is
     computed here (astropy) between the target and the trigger position.
 
 Times

@@ -6,9 +6,10 @@ What is read
     arXiv:2101.09836; IceTracks-DR1, doi:10.7910/DVN/VKL316): one
     whitespace-separated text file per detector season,
     ``events/IC40_exp.csv``, ``IC59``, ``IC79``, ``IC86_I`` ... ``IC86_VII``
-    (the ``.csv`` extension notwithstanding), each starting with one header line::
+    (the ``.csv`` extension notwithstanding), each starting with one header
+    line (columns aligned with runs of spaces)::
 
-        #     MJD[days]  log10(E/GeV)   AngErr[deg]       RA[deg]      Dec[deg]  Azimuth[deg]   Zenith[deg]
+        # MJD[days] log10(E/GeV) AngErr[deg] RA[deg] Dec[deg] Azimuth[deg] Zenith[deg]
 
     Columns are located by these header names, not by position.
 
@@ -101,7 +102,8 @@ class Conf(ConfigNamespace):
         "https://dataverse.harvard.edu/api/access/dataset/:persistentId/"
         "?persistentId=doi:10.7910/DVN/VKL316",
         "URL of the release zip (IceTracks-DR1 on Harvard Dataverse).")
-    chunk_size = ConfigItem(1_000_000, "Targets matched per batch (the match is local).")
+    chunk_size = ConfigItem(10_000, "Targets matched per batch (the match is local; a "
+                            "batch's matches are one cached response).")
 
 
 conf = Conf()
@@ -252,8 +254,14 @@ def load_events(files):
 
 
 # --------------------------------------------------------------------------- match
-def match_candidates(events, batch, max_search_radius):
-    """Events within *max_search_radius* of each target, as a candidate table.
+def event_coordinates(events):
+    """The events' positions as a `~astropy.coordinates.SkyCoord` (ICRS)."""
+    return SkyCoord(np.asarray(events["ra"]) * u.deg, np.asarray(events["dec"]) * u.deg,
+                    frame="icrs")
+
+
+def match_candidates(events, batch, max_search_radius, event_coord=None):
+    """Events whose error circle holds a target, within *max_search_radius*.
 
     Parameters
     ----------
@@ -261,18 +269,26 @@ def match_candidates(events, batch, max_search_radius):
         From `read_season_file` / `load_events`.
     batch : `~multilc.collect.api.Batch`
     max_search_radius : `~astropy.units.Quantity`
+    event_coord : `~astropy.coordinates.SkyCoord`, optional
+        `event_coordinates` of *events*; pass the same object again to reuse
+        the KD-tree astropy stores on it.
 
     Returns
     -------
     `~astropy.table.Table` with ``CANDIDATE_COLUMNS`` (energy linear, GeV).
     """
     targets = batch.coord
-    event_coord = SkyCoord(np.asarray(events["ra"]) * u.deg,
-                           np.asarray(events["dec"]) * u.deg, frame="icrs")
+    if event_coord is None:
+        event_coord = event_coordinates(events)
     if len(targets) == 0 or len(event_coord) == 0:
         it, ie = np.zeros(0, int), np.zeros(0, int)
     else:
-        it, ie, _, _ = search_around_sky(targets, event_coord, max_search_radius)
+        it, ie, d2d, _ = search_around_sky(targets, event_coord, max_search_radius,
+                                           storekdtree="_multilc_kdtree")
+        # Only pairs with the target inside the error circle travel on (parse
+        # applies the rule again; this keeps cached responses small).
+        inside = d2d.deg < np.asarray(events["ang_err"], dtype=float)[ie]
+        it, ie = it[inside], ie[inside]
     order = np.lexsort((ie, it))
     it, ie = it[order], ie[order]
     out = Table()
@@ -481,12 +497,13 @@ def _release_events(archive, batch):
         raise archive.error(f"no season event files (events/<season>_exp.csv) found in "
                             f"{root}", batch)
     with _RELEASE_LOCK:
-        events = _EVENTS_CACHE.get(files)
-        if events is None:
+        cached = _EVENTS_CACHE.get(files)
+        if cached is None:
             events = load_events(files)
+            cached = (events, event_coordinates(events))
             _EVENTS_CACHE.clear()
-            _EVENTS_CACHE[files] = events
-    return events
+            _EVENTS_CACHE[files] = cached
+    return cached
 
 
 # --------------------------------------------------------------------------- archive
@@ -503,7 +520,7 @@ class IceCube(Archive):
     description = "IceCube 2008-2018 point-source neutrino events (release files, local match)"
     returns = "events"
     bands = (ARCHIVE_NAME,)
-    chunk_size = 1_000_000
+    chunk_size = 10_000
     concurrency = 1
     default_options = DEFAULT_OPTIONS
     env_prefix = "ICECUBE"
@@ -515,8 +532,8 @@ class IceCube(Archive):
 
     def query(self, batch):
         """Candidate events within ``max_search_radius`` of the batch's targets."""
-        events = _release_events(self, batch)
-        return match_candidates(events, batch, batch.options["max_search_radius"])
+        events, coord = _release_events(self, batch)
+        return match_candidates(events, batch, batch.options["max_search_radius"], coord)
 
     def parse(self, raw, batch):
         return events_from_candidates(raw, batch, self.name,

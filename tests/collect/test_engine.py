@@ -258,3 +258,19 @@ def test_read_with_archive_goes_through_collect(service):
     table = multilc.MultiBandLightCurve.read.registry.get_formats(
         multilc.MultiBandLightCurve)
     assert "demo" in list(table["Format"])
+
+
+@pytest.mark.filterwarnings("ignore:Couldn't detect a suitable IP address")
+def test_dask_distributed_client(service):
+    """The same batches run on a dask.distributed cluster give the same result."""
+    distributed = pytest.importorskip("distributed")
+    here = multilc.collect(targets(20), archives="demo", chunk_size=5, cache=False,
+                           **FAST)
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1,
+                            dashboard_address="127.0.0.1:0",
+                            worker_dashboard_address="127.0.0.1:0") as client:
+        there = multilc.collect(targets(20), archives="demo", chunk_size=5, cache=False,
+                                executor=client, **FAST)
+        assert sum(len(v) for v in client.processing().values()) == 0
+    assert there == here
+    assert service.count(PATH) == 8  # 4 batches each time

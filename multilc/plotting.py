@@ -1,0 +1,951 @@
+"""Figures of multi-band light curves: one figure per target.
+
+The layout follows the multi-wavelength flare figures of van Velzen et al.
+(2021, arXiv:2111.09391): a main panel with every calibrated band as flux
+density against time (MJD TDB, calendar years on the top axis), events
+(neutrinos, gamma-ray triggers) in their own strip above it, uncalibrated
+count rates (TESS, Kepler, K2 in e-/s) in their own panel below it, and an
+optional zoom panel on the densest band with an inverse-variance weighted
+running mean.  Panels appear only when they have something to show.
+
+Every band has one fixed colour and marker (`BAND_STYLES`, `band_style`),
+the same in every figure.  Colours come from the colour-blind-safe palette
+of Okabe & Ito (2008, "Color Universal Design", jfly.uni-koeln.de/color)
+and, for the fallback of unknown bands, Paul Tol's "muted" scheme (Tol 2021,
+SRON/EPS/TN/09-002, personal.sron.nl/~pault).  Colour encodes the wavelength
+range (g-like bands share a colour), the marker encodes the archive.
+
+matplotlib is imported lazily, and no backend is chosen here: figures render
+headless (Agg) as well as in notebooks.  Importing this module registers the
+``ds.multilc`` accessor on `xarray.Dataset`.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from astropy import units as u
+from astropy.stats import mad_std
+from astropy.time import Time
+from erfa import ErfaWarning
+
+from multilc import photometry
+from multilc.lightcurve import MultiBandLightCurve
+
+__all__ = ["BandStyle", "BAND_STYLES", "EventStyle", "EVENT_STYLES", "PlotError",
+           "band_style", "band_label", "event_style", "running_mean", "plot", "plot_all",
+           "MultiLCAccessor"]
+
+
+class PlotError(ValueError):
+    """A figure that cannot be drawn from the given light curve and options."""
+
+
+# --------------------------------------------------------------------------- styles
+# Okabe & Ito (2008) colour-universal-design palette (hex values as published
+# on jfly.uni-koeln.de/color, also in Wong 2011, Nature Methods 8, 441).
+_OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
+    "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
+}
+# Paul Tol's "muted" qualitative scheme (Tol 2021, SRON/EPS/TN/09-002), used
+# for bands outside the table and for events.
+_TOL_MUTED = {
+    "indigo": "#332288", "cyan": "#88CCEE", "teal": "#44AA99", "green": "#117733",
+    "olive": "#999933", "sand": "#DDCC77", "rose": "#CC6677", "wine": "#882255",
+    "purple": "#AA4499",
+}
+_GREY = "#7A7A7A"
+
+#: Wavelength ranges [Angstrom] -> colour, for bands without a table entry
+#: (HST filters and bands registered later).  Same families as the table:
+#: g-like bands green, r-like vermillion, i-like purple, z blue, y/near-IR sky
+#: blue, mid-IR black.
+_WAVELENGTH_COLOURS = (
+    (4000.0, _TOL_MUTED["indigo"]),        # ultraviolet, U
+    (5500.0, _OKABE_ITO["bluish_green"]),  # B, g, V
+    (7000.0, _OKABE_ITO["vermillion"]),    # r, R
+    (8300.0, _OKABE_ITO["reddish_purple"]),  # i, I
+    (9300.0, _OKABE_ITO["blue"]),          # z
+    (12000.0, _OKABE_ITO["sky_blue"]),     # y, Y, J
+    (30000.0, _TOL_MUTED["olive"]),        # H, K
+    (np.inf, _OKABE_ITO["black"]),         # mid-infrared
+)
+#: One marker per archive, so that "circles are ZTF" holds in every figure.
+ARCHIVE_MARKERS = {"ztf": "o", "panstarrs": "s", "gaia": "D", "wise": "^", "hst": "*",
+                   "tess": "o", "kepler": "s", "k2": "D"}
+#: Display names of archives in legends.
+ARCHIVE_NAMES = {"ztf": "ZTF", "panstarrs": "PS1", "gaia": "Gaia", "wise": "WISE",
+                 "hst": "HST", "tess": "TESS", "kepler": "Kepler", "k2": "K2"}
+_FALLBACK_MARKERS = ("P", "X", "h", "p", "<", ">", "8", "d")
+_FALLBACK_COLOURS = tuple(_TOL_MUTED.values())
+
+
+@dataclass(frozen=True)
+class BandStyle:
+    """How one band is drawn in every figure.
+
+    Parameters
+    ----------
+    color : str
+        Matplotlib colour (hex).
+    marker : str
+        Matplotlib marker.
+    label : str
+        Name in legends, e.g. ``"ZTF g"``.
+    """
+
+    color: str
+    marker: str
+    label: str
+
+
+def _style(color, archive, band):
+    return BandStyle(color, ARCHIVE_MARKERS[archive], f"{ARCHIVE_NAMES[archive]} {band}")
+
+
+#: The band style table: band name -> `BandStyle`.  Fixed so that a band looks
+#: the same in every figure of every target.
+BAND_STYLES = {
+    "ztf:g": _style(_OKABE_ITO["bluish_green"], "ztf", "g"),
+    "ztf:r": _style(_OKABE_ITO["vermillion"], "ztf", "r"),
+    "ztf:i": _style(_OKABE_ITO["reddish_purple"], "ztf", "i"),
+    "panstarrs:g": _style(_OKABE_ITO["bluish_green"], "panstarrs", "g"),
+    "panstarrs:r": _style(_OKABE_ITO["vermillion"], "panstarrs", "r"),
+    "panstarrs:i": _style(_OKABE_ITO["reddish_purple"], "panstarrs", "i"),
+    "panstarrs:z": _style(_OKABE_ITO["blue"], "panstarrs", "z"),
+    "panstarrs:y": _style(_OKABE_ITO["sky_blue"], "panstarrs", "y"),
+    "gaia:BP": _style(_OKABE_ITO["bluish_green"], "gaia", "BP"),
+    "gaia:G": _style(_OKABE_ITO["orange"], "gaia", "G"),
+    "gaia:RP": _style(_OKABE_ITO["reddish_purple"], "gaia", "RP"),
+    "wise:W1": _style(_OKABE_ITO["black"], "wise", "W1"),
+    "wise:W2": _style(_GREY, "wise", "W2"),
+    "tess:TESS": BandStyle(_OKABE_ITO["blue"], "o", "TESS"),
+    "kepler:Kepler": BandStyle(_OKABE_ITO["vermillion"], "s", "Kepler"),
+    "k2:K2": BandStyle(_OKABE_ITO["orange"], "D", "K2"),
+}
+
+
+def band_label(name):
+    """Legend name of a band: ``"ztf:g"`` -> ``"ZTF g"``, ``"hst:ACS_F814W"`` ->
+    ``"HST ACS F814W"``; unknown archives keep their own spelling."""
+    if name in BAND_STYLES:
+        return BAND_STYLES[name].label
+    archive, _, band = str(name).partition(":")
+    return f"{ARCHIVE_NAMES.get(archive, archive)} {band.replace('_', ' ')}".strip()
+
+
+def band_style(name):
+    """The fixed `BandStyle` of a band.
+
+    Bands in `BAND_STYLES` use their entry.  Others (HST filters such as
+    ``hst:WFC3_F160W``, bands registered by the user) get a deterministic
+    style: the colour of their wavelength range when the band is registered
+    in `multilc.photometry` with a wavelength, else a colour picked by a CRC32
+    hash of the name; the archive's marker, else one picked by the hash.  The
+    same name therefore always gets the same style.
+
+    Parameters
+    ----------
+    name : str
+        Band name, ``"<archive>:<band>"``.
+
+    Returns
+    -------
+    `BandStyle`
+    """
+    name = str(name)
+    if name in BAND_STYLES:
+        return BAND_STYLES[name]
+    digest = zlib.crc32(name.encode())  # stable across runs, unlike hash()
+    archive = name.partition(":")[0]
+    marker = ARCHIVE_MARKERS.get(archive, _FALLBACK_MARKERS[digest % len(_FALLBACK_MARKERS)])
+    colour = _FALLBACK_COLOURS[(digest // 7) % len(_FALLBACK_COLOURS)]
+    try:
+        wavelength = photometry.get_band(name).wavelength
+    except photometry.UnknownBandError:
+        wavelength = None
+    if wavelength is not None:
+        wav = wavelength.to_value(u.AA)
+        colour = next(c for edge, c in _WAVELENGTH_COLOURS if wav < edge)
+    return BandStyle(colour, marker, band_label(name))
+
+
+@dataclass(frozen=True)
+class EventStyle:
+    """How events of one archive are drawn: colour, marker, legend label."""
+
+    color: str
+    marker: str
+    label: str
+
+
+#: Event archive -> `EventStyle`.  Colours from Tol's muted scheme, distinct
+#: from the band colours they sit next to.
+EVENT_STYLES = {
+    "icecube": EventStyle(_TOL_MUTED["indigo"], r"$\nu$", "IceCube neutrino"),
+    "heasarc.icecube": EventStyle(_TOL_MUTED["indigo"], r"$\nu$", "IceCube neutrino"),
+    "heasarc.fermi_gbm": EventStyle(_TOL_MUTED["wine"], r"$\gamma$", "Fermi GBM trigger"),
+    "heasarc.bepposax": EventStyle(_TOL_MUTED["teal"], r"$\gamma$", "BeppoSAX GRB"),
+}
+
+
+def event_style(archive):
+    """The `EventStyle` of an event archive (a grey bar for unknown ones)."""
+    return EVENT_STYLES.get(str(archive), EventStyle("#555555", "|", str(archive)))
+
+
+# --------------------------------------------------------------------------- numerics
+def running_mean(time, value, error, window):
+    """Inverse-variance weighted running mean in a sliding time window.
+
+    For each time ``t_i`` the mean is ``sum(w_j y_j) / sum(w_j)`` with
+    ``w_j = 1 / sigma_j**2`` over the points with ``|t_j - t_i| <= window/2``,
+    and its uncertainty ``1 / sqrt(sum(w_j))``.  Points with non-finite or
+    non-positive errors are ignored.
+
+    Parameters
+    ----------
+    time : array-like
+        Times [d], any order.
+    value, error : array-like
+        Values and their 1-sigma uncertainties (same unit).
+    window : `~astropy.units.Quantity`
+        Full width of the window [time].
+
+    Returns
+    -------
+    time, mean, mean_error : `numpy.ndarray`
+        Sorted times of the used points and the running mean there.
+    """
+    if not isinstance(window, u.Quantity):
+        raise u.UnitsError(f"window must be a time Quantity (e.g. 10 * u.day), got {window!r}")
+    half = window.to_value(u.day) / 2
+    t, y, e = (np.asarray(a, dtype=float) for a in (time, value, error))
+    ok = np.isfinite(t) & np.isfinite(y) & np.isfinite(e) & (e > 0)
+    order = np.argsort(t[ok], kind="stable")
+    t, y, e = t[ok][order], y[ok][order], e[ok][order]
+    w = 1.0 / e**2
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    cwy = np.concatenate([[0.0], np.cumsum(w * y)])
+    lo = np.searchsorted(t, t - half, side="left")
+    hi = np.searchsorted(t, t + half, side="right")
+    sum_w = cw[hi] - cw[lo]
+    return t, (cwy[hi] - cwy[lo]) / sum_w, 1.0 / np.sqrt(sum_w)
+
+
+def _outliers(value, sigma, neighbours=3):
+    """Isolated outliers: single points that stick out on both sides.
+
+    For each point we take its deviation from the median of the up to
+    ``neighbours`` preceding points and from the median of the up to
+    ``neighbours`` following points (time order).  A point is an outlier when
+    both deviations have the same sign and the smaller of the two exceeds
+    ``sigma`` times the robust scatter (MAD-based standard deviation) of
+    these smaller deviations over the band.  A flare that spans several
+    points is kept (its neighbours follow it); a real peak sampled by a
+    single point in a sparse band (a WISE visit) is not distinguishable from
+    an outlier and is clipped too.
+    """
+    n = len(value)
+    out = np.zeros(n, bool)
+    if n < 5:
+        return out
+    k = neighbours
+    padded = np.concatenate([np.full(k, np.nan), value, np.full(k, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN side at the ends
+        before = np.nanmedian(windows[:, :k], axis=1)
+        after = np.nanmedian(windows[:, k + 1:], axis=1)
+    d_before, d_after = value - before, value - after
+    # At the ends only one side exists: judge on that side alone.
+    d_before = np.where(np.isnan(d_before), d_after, d_before)
+    d_after = np.where(np.isnan(d_after), d_before, d_after)
+    same_side = np.sign(d_before) == np.sign(d_after)
+    smaller = np.where(same_side, np.minimum(np.abs(d_before), np.abs(d_after)), 0.0)
+    scale = mad_std(np.minimum(np.abs(d_before), np.abs(d_after)) *
+                    np.sign(d_before + d_after), ignore_nan=True)
+    if not np.isfinite(scale) or scale <= 0:
+        return out
+    return smaller > sigma * scale
+
+
+# --------------------------------------------------------------------------- data prep
+@dataclass
+class _Band:
+    """One band of one target, ready to draw (display units)."""
+
+    name: str
+    style: BandStyle
+    time: np.ndarray
+    y: np.ndarray
+    yerr: np.ndarray
+    limit_time: np.ndarray
+    limit_y: np.ndarray
+    n_clipped: int
+    flux: np.ndarray      # detections in storage unit (mJy or e-/s), for the zoom
+    flux_err: np.ndarray
+
+
+def _time_bounds(time_range):
+    if time_range is None:
+        return None
+    if not isinstance(time_range, Time) or time_range.shape != (2,):
+        raise PlotError("time_range must be an astropy Time of length 2, e.g. "
+                        "Time(['2018-01-01', '2024-01-01'], scale='utc'); "
+                        f"got {time_range!r}")
+    lo, hi = time_range.tdb.mjd
+    if not lo < hi:
+        raise PlotError(f"time_range must be increasing, got MJD {lo} to {hi}")
+    return float(lo), float(hi)
+
+
+def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_sigma):
+    """Per-band arrays of one target's calibrated or uncalibrated bands."""
+    ds = lc.ds
+    names = lc.bands
+    if not names:
+        return []
+    codes = ds["obs_band"].values
+    time = ds["time"].values
+    if calibrated:
+        flux, err = (q.to_value(u.mJy) for q in lc.get_flux(u.mJy))
+    else:
+        flux = ds["flux_instrumental"].values
+        err = ds["flux_instrumental_err"].values
+    flagged = ds["upper_limit"].values if "upper_limit" in ds else np.zeros(len(time), bool)
+    wavelengths = ds["wavelength"].values
+    starts = np.searchsorted(codes, np.arange(len(names) + 1))  # obs sorted by band
+    out = []
+    for code, name in enumerate(names):
+        sl = slice(starts[code], starts[code + 1])
+        t, f, e, lim = time[sl], flux[sl], err[sl], flagged[sl]
+        if calibrated:
+            # Non-positive fluxes cannot be detections on a flux-density or
+            # magnitude scale: they are drawn as upper limits.
+            lim = lim | (f <= 0)
+        det = ~lim & np.isfinite(f)
+        clipped = np.zeros(len(f), bool)
+        if sigma_clip is not None and det.sum() >= 5:
+            clipped[det] = _outliers(f[det], sigma_clip)
+            det &= ~clipped
+        # The data model does not define what the flux of an upper_limit row
+        # holds.  We take a positive flux as the limit itself, and for a
+        # non-positive (forced-photometry) flux draw max(flux, 0) +
+        # limit_sigma * flux_err.
+        lim_value = np.where(f > 0, f, np.fmax(f, 0) + limit_sigma * e)
+        lim = lim & np.isfinite(lim_value) & (lim_value > 0)
+        td, fd, ed = t[det], f[det], e[det]
+        tl, fl = t[lim], lim_value[lim]
+        if calibrated and magnitudes:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # m_AB = -2.5 log10(F / 3631 Jy) (Oke & Gunn 1983), via astropy
+                y = (fd * u.mJy).to_value(u.ABmag)
+                yerr = 2.5 / np.log(10) * ed / fd
+                ylim = (fl * u.mJy).to_value(u.ABmag)
+        elif calibrated:
+            factor = _unit_factor(flux_unit, wavelengths[code], name)
+            y, yerr, ylim = fd * factor, ed * factor, fl * factor
+        else:
+            y, yerr, ylim = fd, ed, fl
+        out.append(_Band(name, band_style(name), td, y, yerr, tl, ylim,
+                         int(clipped.sum()), fd, ed))
+    return [b for b in out if len(b.time) or len(b.limit_time)]
+
+
+def _unit_factor(unit, wavelength_aa, band):
+    """Display-unit value of 1 mJy in *band* (linear for any flux density)."""
+    try:
+        return (1 * u.mJy).to_value(unit, u.spectral_density(wavelength_aa * u.AA))
+    except u.UnitConversionError as exc:
+        raise PlotError(f"flux_unit {unit} is not a flux density (band {band}); use a "
+                        "unit such as mJy, uJy, erg/s/cm2/Hz or erg/s/cm2/Angstrom, "
+                        "or magnitudes=True") from exc
+
+
+def _resolve_target(lc, objectid):
+    ids = lc.objectids
+    if objectid is None:
+        if len(ids) == 1:
+            return int(ids[0])
+        if not len(ids):
+            raise PlotError("the light curve is empty: no target to plot")
+        shown = ", ".join(str(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
+        raise PlotError(f"the light curve holds {len(ids)} targets (objectids {shown}); "
+                        "pass objectid= to plot one, or use plot_all() for every target")
+    if int(objectid) not in set(ids.tolist()):
+        shown = ", ".join(str(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
+        raise PlotError(f"unknown objectid {objectid}: this light curve holds objectids "
+                        f"{shown}")
+    return int(objectid)
+
+
+def _target_data(lc, objectid, bands, time_range, *, flux_unit, magnitudes, sigma_clip,
+                 limit_sigma):
+    """Everything the figure of one target needs."""
+    oid = _resolve_target(lc, objectid)
+    one = lc.select(objectid=oid) if len(lc.objectids) > 1 else lc
+    bounds = _time_bounds(time_range)
+    events = one.events
+    phot = one
+    if bands is not None:
+        wanted = [bands] if isinstance(bands, str) else list(bands)
+        unknown = [b for b in wanted if b not in lc.bands]
+        if unknown:
+            raise PlotError(f"bands {unknown} are not in this light curve; it has "
+                            f"{lc.bands}")
+        present = [b for b in wanted if b in one.bands]
+        phot = one.select(band=present) if present else None
+    if bounds is not None:
+        tr = Time(list(bounds), format="mjd", scale="tdb")
+        if phot is not None:
+            phot = phot.select(time_range=tr)
+        et = events["time"].mjd
+        events = events[(et >= bounds[0]) & (et <= bounds[1])]
+    meta = one.objects[0]
+    data = {"objectid": oid, "label": str(meta["label"]), "ra": meta["ra"],
+            "dec": meta["dec"], "events": events, "bounds": bounds,
+            "calibrated": [], "instrumental": []}
+    if phot is not None and len(phot):
+        info = phot.band_info
+        instr = [u.Unit(x).physical_type != u.mJy.physical_type for x in info["flux_unit"]]
+        kw = dict(flux_unit=u.Unit(flux_unit), magnitudes=magnitudes, sigma_clip=sigma_clip,
+                  limit_sigma=limit_sigma)
+        if not all(instr):
+            data["calibrated"] = _prepare_bands(phot.select(calibrated=True), True, **kw)
+        if any(instr):
+            data["instrumental"] = _prepare_bands(phot.select(calibrated=False), False, **kw)
+    if not (data["calibrated"] or data["instrumental"] or len(events)):
+        where = "" if bounds is None else f" between MJD {bounds[0]:.2f} and {bounds[1]:.2f}"
+        which = "" if bands is None else f" in bands {bands}"
+        raise PlotError(f"objectid {oid} has no measurements or events{which}{where}")
+    return data
+
+
+# --------------------------------------------------------------------------- drawing
+def _arrow_marker():
+    """Down arrow with a bar at the top: the limit sits on the bar."""
+    from matplotlib.path import Path as MplPath
+
+    verts = [(-0.35, 0.0), (0.35, 0.0),            # bar at the limit value
+             (0.0, 0.0), (0.0, -0.72),             # shaft
+             (-0.28, -0.62), (0.28, -0.62), (0.0, -1.0), (0.0, 0.0)]  # head
+    codes = [MplPath.MOVETO, MplPath.LINETO, MplPath.MOVETO, MplPath.LINETO,
+             MplPath.MOVETO, MplPath.LINETO, MplPath.LINETO, MplPath.CLOSEPOLY]
+    return MplPath(verts, codes)
+
+
+_SIZES = {"narrow": dict(font=7.0, marker=3.0, arrow=7.0, main=1.9, events=0.32,
+                         instrumental=0.95, zoom=1.15),
+          "wide": dict(font=8.5, marker=3.5, arrow=8.0, main=2.6, events=0.38,
+                       instrumental=1.2, zoom=1.5)}
+_RASTERIZE_ABOVE = 3000  # points per artist above which PDF output is rasterised
+
+
+def _mjd_to_year(mjd):
+    mjd = np.asarray(mjd, dtype=float)
+    out = np.full(mjd.shape, np.nan)
+    ok = np.isfinite(mjd) & (np.abs(mjd) < 1e6)
+    if ok.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ErfaWarning)
+            # Calendar years are UTC; the axis is TDB (they differ by ~1 min).
+            out[ok] = Time(mjd[ok], format="mjd", scale="tdb").utc.decimalyear
+    return out
+
+
+def _year_to_mjd(year):
+    year = np.asarray(year, dtype=float)
+    out = np.full(year.shape, np.nan)
+    ok = np.isfinite(year) & (np.abs(year) < 10000)
+    if ok.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ErfaWarning)
+            out[ok] = Time(year[ok], format="decimalyear", scale="utc").tdb.mjd
+    return out
+
+
+def _add_year_axis(ax, xlim, fontsize):
+    from matplotlib.ticker import AutoMinorLocator, FormatStrFormatter, MaxNLocator
+
+    sec = ax.secondary_xaxis("top", functions=(_mjd_to_year, _year_to_mjd))
+    span_years = (xlim[1] - xlim[0]) / 365.25
+    if span_years >= 2:
+        sec.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
+        sec.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+    else:
+        sec.xaxis.set_major_formatter(FormatStrFormatter("%.1f"))
+    sec.xaxis.set_minor_locator(AutoMinorLocator())
+    sec.tick_params(labelsize=fontsize, direction="in", which="both")
+    sec.set_label("calendar year")
+    return sec
+
+
+def _draw_bands(ax, bands, sizes, arrow):
+    """One errorbar container per band; limits as down arrows in the band colour."""
+    handles = []
+    for b in bands:
+        st = b.style
+        n = len(b.time)
+        label = st.label + (f" ({b.n_clipped} clipped)" if b.n_clipped else "")
+        cont = ax.errorbar(b.time, b.y, yerr=b.yerr, fmt=st.marker, color=st.color,
+                           ms=sizes["marker"], mew=0.4, mec=st.color, elinewidth=0.6,
+                           capsize=0, alpha=0.85, label=label, zorder=3)
+        cont[0].set_gid(b.name)
+        if n > _RASTERIZE_ABOVE:
+            for artist in cont.get_children():
+                artist.set_rasterized(True)
+        if len(b.limit_time):
+            (line,) = ax.plot(b.limit_time, b.limit_y, ls="none", marker=arrow,
+                              ms=sizes["arrow"], mew=0.8, color=st.color, alpha=0.8,
+                              zorder=2)
+            line.set_gid(f"{b.name} upper limits")
+        handles.append(cont)
+    return handles
+
+
+def _event_label(energy_gev):
+    if not np.isfinite(energy_gev) or energy_gev <= 0:
+        return None
+    q = energy_gev * u.GeV
+    for unit in (u.PeV, u.TeV, u.GeV):
+        if q >= 1 * unit or unit is u.GeV:
+            return f"{q.to_value(unit):.3g} {unit}"
+
+
+def _draw_events(ax, events, fontsize):
+    """Events as vertical lines with a glyph per archive and energy labels."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    times = events["time"].mjd
+    archives = np.asarray(events["archive"]).astype(str)
+    energies = events["energy"].to_value(u.GeV)
+    trans = ax.get_xaxis_transform()
+    for arch in sorted(set(archives)):
+        st = event_style(arch)
+        sel = archives == arch
+        coll = ax.vlines(times[sel], 0.0, 0.62, transform=trans, color=st.color, lw=1.0,
+                         label=st.label)
+        coll.set_gid(f"events {arch}")
+        ax.plot(times[sel], np.full(sel.sum(), 0.8), ls="none", marker=st.marker,
+                ms=fontsize + 1, color=st.color, transform=trans)
+        for t, e in zip(times[sel], energies[sel]):
+            text = _event_label(e)
+            if text:
+                ax.annotate(text, (t, 0.3), xycoords=trans, xytext=(3, 0),
+                            textcoords="offset points", va="center", ha="left",
+                            fontsize=fontsize - 1, color=st.color)
+        handles.append(Line2D([], [], color=st.color, marker=st.marker, lw=1.0,
+                              ms=fontsize + 1, label=st.label))
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_ylabel("events", fontsize=fontsize, rotation=0, ha="right", va="center")
+    for side in ("left", "right"):
+        ax.spines[side].set_visible(False)
+    return handles
+
+
+def _event_guides(ax, events):
+    """Faint vertical lines carrying the events into the data panels."""
+    for t, arch in zip(events["time"].mjd, np.asarray(events["archive"]).astype(str)):
+        ax.axvline(t, color=event_style(arch).color, lw=0.6, ls=":", alpha=0.7, zorder=0)
+
+
+def _flux_label(flux_unit, magnitudes):
+    if magnitudes:
+        return "AB magnitude [mag]"
+    unit = u.Unit(flux_unit)
+    return f"Flux density [{unit.to_string('latex_inline')}]"
+
+
+def _xlim(data, panels_bands):
+    if data["bounds"] is not None:
+        return data["bounds"]
+    ts = [b.time for b in panels_bands] + [b.limit_time for b in panels_bands]
+    ts.append(data["events"]["time"].mjd)
+    t = np.concatenate([np.asarray(x, float) for x in ts])
+    lo, hi = float(np.min(t)), float(np.max(t))
+    pad = max(0.03 * (hi - lo), 5.0)
+    return lo - pad, hi + pad
+
+
+def _title(data, n_clipped, sigma_clip, width):
+    parts = [f"objectid {data['objectid']}"]
+    if data["label"]:
+        parts.append(data["label"])
+    ra, dec = data["ra"], data["dec"]
+    if np.isfinite(ra.value) and np.isfinite(dec.value):
+        parts.append(f"RA {ra.to_value(u.deg):.5f}°, Dec {dec.to_value(u.deg):+.5f}°")
+    text = "  |  ".join(parts)
+    text = "\n".join(textwrap.wrap(text, int(width * 15)))
+    if sigma_clip is not None:
+        text += (f"\n{n_clipped} outlier{'s' if n_clipped != 1 else ''} clipped "
+                 f"(> {sigma_clip:g} sigma from the local median)")
+    return text
+
+
+def _default_window(time):
+    if len(time) < 2:
+        return 10 * u.day
+    step = float(np.median(np.diff(np.sort(time))))
+    return max(1.0, round(7 * step)) * u.day
+
+
+def _draw_zoom(ax, band, data, *, zoom_range, window, magnitudes, flux_unit, sizes,
+               wavelength_aa):
+    """The zoom panel: one band, its points and its running mean."""
+    st = band.style
+    t, y, yerr = band.time, band.y, band.yerr
+    if zoom_range is not None:
+        lo, hi = _time_bounds(zoom_range)
+    else:
+        lo, hi = float(t.min()), float(t.max())
+    keep = (t >= lo) & (t <= hi)
+    if not keep.any():
+        raise PlotError(f"objectid {data['objectid']}: band {band.name} has no points in "
+                        f"the zoom range MJD {lo:.2f}-{hi:.2f}")
+    window = _default_window(t[keep]) if window is None else window
+    ax.errorbar(t[keep], y[keep], yerr=yerr[keep], fmt=st.marker, color=st.color,
+                ms=sizes["marker"], mew=0.4, elinewidth=0.5, capsize=0, alpha=0.45, zorder=2)
+    # The mean is taken in flux (inverse-variance weights of flux errors) and
+    # converted to the axis unit afterwards.
+    tm, mean, mean_err = running_mean(band.time[keep], band.flux[keep],
+                                      band.flux_err[keep], window)
+    if magnitudes:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centre = (mean * u.mJy).to_value(u.ABmag)
+            upper = (np.clip(mean - mean_err, 1e-30, None) * u.mJy).to_value(u.ABmag)
+            lower = ((mean + mean_err) * u.mJy).to_value(u.ABmag)
+    else:
+        factor = (_unit_factor(flux_unit, wavelength_aa, band.name)
+                  if wavelength_aa is not None else 1.0)
+        centre, lower, upper = mean * factor, (mean - mean_err) * factor, \
+            (mean + mean_err) * factor
+    ax.fill_between(tm, lower, upper, color=st.color, alpha=0.3, lw=0, zorder=3)
+    (line,) = ax.plot(tm, centre, color="black", lw=1.0, zorder=4)
+    line.set_gid("running mean")
+    win = window.to_value(u.day)
+    ax.set_title(f"{st.label}: inverse-variance weighted running mean, {win:g} d window",
+                 fontsize=sizes["font"], loc="left", pad=3)
+    ax.set_xlim(lo - 0.02 * (hi - lo) - 0.5, hi + 0.02 * (hi - lo) + 0.5)
+    return window
+
+
+def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
+         magnitudes=False, log_flux=False, sigma_clip=None, zoom=None, zoom_range=None,
+         running_mean_window=None, limit_sigma=3.0, events=True, width=7.0,
+         figsize=None, fig=None, ax=None):
+    """Draw the light curve of one target.
+
+    Parameters
+    ----------
+    lc : `~multilc.MultiBandLightCurve`
+        Light curve of one or more targets.
+    objectid : int, optional
+        Target to draw; required when *lc* holds several targets.
+    bands : str or sequence of str, optional
+        Bands to draw (``"ztf:g"``); default all.  Events are kept.
+    time_range : `~astropy.time.Time` of length 2, optional
+        Time interval to draw (any scale; the axis is MJD TDB).
+    flux_unit : str or `~astropy.units.Unit`, optional
+        Unit of the flux-density axis (default mJy).  Per-wavelength units
+        (erg/s/cm2/Angstrom) convert through each band's wavelength.
+    magnitudes : bool, optional
+        Draw AB magnitudes (inverted axis) instead of flux densities.
+    log_flux : bool, optional
+        Logarithmic flux axis (ignored with *magnitudes*).
+    sigma_clip : float, optional
+        Drop isolated outliers: points more than this many robust standard
+        deviations from the median of their 7 neighbours in time, per band.
+        Off by default; the number dropped is shown in the title and legend.
+    zoom : None, "auto" or str, optional
+        Add a zoom panel on one band: ``"auto"`` takes the calibrated band
+        with most detections, or name a band.
+    zoom_range : `~astropy.time.Time` of length 2, optional
+        Time interval of the zoom panel (default: the band's whole span).
+    running_mean_window : `~astropy.units.Quantity`, optional
+        Full width of the running-mean window [time]; default seven times the
+        median interval between the band's points (at least 1 d).
+    limit_sigma : float, optional
+        Upper limits of non-positive fluxes are drawn at
+        ``max(flux, 0) + limit_sigma * flux_err`` (default 3).
+    events : bool, optional
+        Draw events (neutrinos, gamma-ray triggers).  Default True.
+    width : float, optional
+        Figure width [inch]; 3.5 gives a one-column figure with smaller
+        fonts, 7 (default) a two-column one.  Height follows the panels.
+    figsize : (float, float), optional
+        Overrides *width* and the computed height [inch].
+    fig : `matplotlib.figure.Figure`, optional
+        An empty figure to draw into (default: a new pyplot figure).
+    ax : `matplotlib.axes.Axes`, optional
+        Draw only the main panel (calibrated bands, events as vertical lines)
+        into this axes; uncalibrated bands are then left out with a warning.
+
+    Returns
+    -------
+    `matplotlib.figure.Figure`
+
+    Raises
+    ------
+    PlotError
+        Several targets and no *objectid*, an unknown objectid or band, or
+        nothing to draw in the chosen bands and time range.
+    """
+    if not isinstance(lc, MultiBandLightCurve):
+        lc = MultiBandLightCurve(lc)
+    if sigma_clip is not None and not (np.isscalar(sigma_clip) and sigma_clip > 0):
+        raise PlotError(f"sigma_clip must be a positive number of sigma, got {sigma_clip!r}")
+    data = _target_data(lc, objectid, bands, time_range, flux_unit=flux_unit,
+                        magnitudes=magnitudes, sigma_clip=sigma_clip,
+                        limit_sigma=limit_sigma)
+    if not events:
+        data["events"] = data["events"][:0]
+    cal, ins, ev = data["calibrated"], data["instrumental"], data["events"]
+    sizes = dict(_SIZES["narrow" if (figsize[0] if figsize else width) < 5 else "wide"])
+    fs = sizes["font"]
+    arrow = _arrow_marker()
+    n_clipped = sum(b.n_clipped for b in cal + ins)
+
+    if ax is not None:
+        if ins and not cal:
+            raise PlotError(f"objectid {data['objectid']}: only uncalibrated (e-/s) bands "
+                            "to draw; with ax= only the main flux panel is drawn")
+        if ins:
+            warnings.warn("plot(ax=...) draws only the calibrated bands; uncalibrated "
+                          f"bands {[b.name for b in ins]} are left out", stacklevel=2)
+        _draw_bands(ax, cal, sizes, arrow)
+        _event_guides(ax, ev)
+        _finish_flux_axis(ax, cal, flux_unit, magnitudes, log_flux, fs)
+        ax.set_xlim(*_xlim(data, cal))
+        ax.set_xlabel("MJD (TDB)", fontsize=fs)
+        return ax.figure
+
+    zoom_band = _pick_zoom(zoom, cal, ins, data["objectid"])
+    panels = [name for name, present in (("events", len(ev) > 0), ("calibrated", bool(cal)),
+                                         ("instrumental", bool(ins))) if present]
+    heights = [sizes[p if p != "calibrated" else "main"] for p in panels]
+    if zoom_band is not None:
+        heights.append(sizes["zoom"])
+    if figsize is None:
+        figsize = (width, sum(heights) + 1.1 + 0.15 * (zoom_band is not None))
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=figsize, layout="constrained")
+    else:
+        fig.set_size_inches(*figsize)
+        fig.set_layout_engine("constrained")
+    fig.get_layout_engine().set(h_pad=0.02, w_pad=0.03, hspace=0.0)
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    axes = {}
+    first = None
+    for i, name in enumerate(panels):
+        axes[name] = fig.add_subplot(grid[i], sharex=first)
+        axes[name].set_label(name)
+        first = first or axes[name]
+    handles = []
+    xlim = _xlim(data, cal + ins)
+    if cal:
+        handles += _draw_bands(axes["calibrated"], cal, sizes, arrow)
+        _finish_flux_axis(axes["calibrated"], cal, flux_unit, magnitudes, log_flux, fs)
+    if ins:
+        handles += _draw_bands(axes["instrumental"], ins, sizes, arrow)
+        unit = u.Unit("electron / s").to_string("latex_inline")
+        axes["instrumental"].set_ylabel(f"Count rate [{unit}]", fontsize=fs)
+        axes["instrumental"].tick_params(labelsize=fs)
+    if len(ev):
+        handles += _draw_events(axes["events"], ev, fs)
+        for name in ("calibrated", "instrumental"):
+            if name in axes:
+                _event_guides(axes[name], ev)
+    if any(len(b.limit_time) for b in cal + ins):
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], ls="none", marker=arrow, ms=sizes["arrow"], mew=0.8,
+                              color="#444444", label="upper limit"))
+    shared = [axes[p] for p in panels]
+    for a in shared:
+        a.tick_params(labelsize=fs, direction="in", which="both", top=False, right=True)
+        a.minorticks_on()
+    for a in shared[:-1]:
+        a.tick_params(labelbottom=False)
+    shared[0].set_xlim(*xlim)
+    shared[-1].set_xlabel("MJD (TDB)", fontsize=fs)
+    _add_year_axis(shared[0], xlim, fs)
+    if zoom_band is not None:
+        zax = fig.add_subplot(grid[len(panels)])
+        zax.set_label("zoom")
+        wav = _band_wavelength(lc, zoom_band.name)
+        is_cal = zoom_band in cal
+        _draw_zoom(zax, zoom_band, data, zoom_range=zoom_range, window=running_mean_window,
+                   magnitudes=magnitudes and is_cal, flux_unit=flux_unit, sizes=sizes,
+                   wavelength_aa=wav if is_cal else None)
+        if is_cal:
+            _finish_flux_axis(zax, [zoom_band], flux_unit, magnitudes, log_flux, fs)
+        else:
+            zax.set_ylabel(axes["instrumental"].get_ylabel(), fontsize=fs)
+        zax.tick_params(labelsize=fs, direction="in", which="both", right=True)
+        zax.minorticks_on()
+        zax.set_xlabel("MJD (TDB)", fontsize=fs)
+        _event_guides(zax, ev[(ev["time"].mjd >= zax.get_xlim()[0]) &
+                              (ev["time"].mjd <= zax.get_xlim()[1])])
+    fig.suptitle(_title(data, n_clipped, sigma_clip, figsize[0]), fontsize=fs, x=0.01,
+                 ha="left")
+    ncols = min(len(handles), 3 if figsize[0] < 5 else 5)
+    fig.legend(handles=handles, loc="outside lower center", ncols=max(ncols, 1),
+               fontsize=fs - 0.5, frameon=False, handletextpad=0.3, columnspacing=1.0,
+               borderaxespad=0.2)
+    return fig
+
+
+def _band_wavelength(lc, name):
+    wav = lc.band_info["wavelength"][np.asarray(lc.bands) == name]
+    return float(wav[0].to_value(u.AA)) if len(wav) else None
+
+
+def _finish_flux_axis(ax, bands, flux_unit, magnitudes, log_flux, fontsize):
+    ax.set_ylabel(_flux_label(flux_unit, magnitudes), fontsize=fontsize)
+    if magnitudes:
+        ax.invert_yaxis()
+    elif log_flux:
+        ax.set_yscale("log")
+
+
+def _pick_zoom(zoom, cal, ins, objectid):
+    if zoom is None:
+        return None
+    if zoom == "auto":
+        pool = cal or ins
+        if not pool:
+            return None
+        return max(pool, key=lambda b: (len(b.time), b.name))
+    for b in cal + ins:
+        if b.name == zoom:
+            if not len(b.time):
+                raise PlotError(f"objectid {objectid}: zoom band {zoom} has only upper "
+                                "limits in the chosen range")
+            return b
+    raise PlotError(f"objectid {objectid}: zoom band {zoom!r} has no data in the chosen "
+                    f"bands and time range (plotted: {[b.name for b in cal + ins]})")
+
+
+# --------------------------------------------------------------------------- many targets
+def _file_stem(objectid, label):
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", str(label)).strip("_")[:60]
+    return f"{objectid}_{slug}" if slug else str(objectid)
+
+
+def plot_all(lc, path, *, progress=True, dpi=150, **plot_kwargs):
+    """Draw every target: one PNG each in a folder, or one multipage PDF.
+
+    Parameters
+    ----------
+    lc : `~multilc.MultiBandLightCurve`
+    path : str or `pathlib.Path`
+        A path ending in ``.pdf`` gives one PDF with one page per target;
+        anything else is a folder (created if needed) that receives
+        ``<objectid>_<label>.png`` per target.
+    progress : bool, optional
+        Show a tqdm progress bar.
+    dpi : float, optional
+        Resolution of PNG files and of rasterised dense artists in the PDF.
+    **plot_kwargs
+        Passed to `plot` (bands, time_range, magnitudes, zoom, width, ...).
+
+    Returns
+    -------
+    list of `pathlib.Path`
+        The files written (one PDF, or one PNG per drawn target).  Targets
+        with nothing to draw are skipped with a warning naming them.
+    """
+    from matplotlib.figure import Figure
+    from tqdm.auto import tqdm
+
+    if not isinstance(lc, MultiBandLightCurve):
+        lc = MultiBandLightCurve(lc)
+    for key in ("objectid", "fig", "ax"):
+        if key in plot_kwargs:
+            raise PlotError(f"plot_all draws every target; {key}= is not accepted "
+                            "(use lc.select(objectid=...) to choose targets)")
+    path = Path(path)
+    n = len(lc.objectids)
+    if not n:
+        raise PlotError("the light curve is empty: no target to plot")
+    labels = lc.labels
+    skipped, written = [], []
+    pdf = None
+    if path.suffix.lower() == ".pdf":
+        from matplotlib.backends.backend_pdf import PdfPages
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pdf = PdfPages(path)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+    try:
+        with tqdm(total=n, desc="plotting", unit="target", disable=not progress) as bar:
+            for oid, one in lc:
+                # A bare Figure (no pyplot) keeps no global state between targets.
+                fig = Figure()
+                try:
+                    plot(one, oid, fig=fig, **plot_kwargs)
+                except PlotError as exc:
+                    skipped.append(f"{oid}: {exc}")
+                    bar.update()
+                    continue
+                if pdf is not None:
+                    pdf.savefig(fig, dpi=dpi)
+                else:
+                    out = path / f"{_file_stem(oid, labels[oid])}.png"
+                    fig.savefig(out, dpi=dpi)
+                    written.append(out)
+                bar.update()
+    finally:
+        if pdf is not None:
+            n_pages = pdf.get_pagecount()
+            pdf.close()
+            if n_pages:
+                written.append(path)
+            else:
+                path.unlink(missing_ok=True)
+    if skipped:
+        warnings.warn(f"plot_all skipped {len(skipped)} of {n} targets with nothing to "
+                      "draw: " + "; ".join(skipped[:5]) + ("; ..." if len(skipped) > 5
+                                                           else ""), stacklevel=2)
+    return written
+
+
+# --------------------------------------------------------------------------- accessor
+@xr.register_dataset_accessor("multilc")
+class MultiLCAccessor:
+    """``ds.multilc``: multilc figures for a Dataset in the multilc layout.
+
+    ``ds.multilc.plot(...)`` is `plot` on ``MultiBandLightCurve(ds)``;
+    ``ds.multilc.plot_all(path)`` is `plot_all`.  The name does not clash
+    with xarray's own ``ds.plot``.
+    """
+
+    def __init__(self, ds):
+        self._ds = ds
+
+    @property
+    def lc(self):
+        """The Dataset as a validated `~multilc.MultiBandLightCurve`."""
+        return MultiBandLightCurve(self._ds)
+
+    def plot(self, objectid=None, **kwargs):
+        """`plot` of this Dataset (see `multilc.plotting.plot`)."""
+        return plot(self.lc, objectid, **kwargs)
+
+    def plot_all(self, path, **kwargs):
+        """`plot_all` of this Dataset (see `multilc.plotting.plot_all`)."""
+        return plot_all(self.lc, path, **kwargs)
