@@ -241,41 +241,41 @@ def running_mean(time, value, error, window):
     return t, (cwy[hi] - cwy[lo]) / sum_w, 1.0 / np.sqrt(sum_w)
 
 
-def _outliers(value, sigma, neighbours=3):
-    """Isolated outliers: single points that stick out on both sides.
+def _outliers(value, error, sigma):
+    """Isolated outliers: single points that stick out from both neighbours.
 
-    For each point we take its deviation from the median of the up to
-    ``neighbours`` preceding points and from the median of the up to
-    ``neighbours`` following points (time order).  A point is an outlier when
-    both deviations have the same sign and the smaller of the two exceeds
-    ``sigma`` times the robust scatter (MAD-based standard deviation) of
-    these smaller deviations over the band.  A flare that spans several
-    points is kept (its neighbours follow it); a real peak sampled by a
-    single point in a sparse band (a WISE visit) is not distinguishable from
-    an outlier and is clipped too.
+    With the points in time order, ``d_prev`` and ``d_next`` are a point's
+    differences to the preceding and the following point, each divided by
+    the two points' combined uncertainty ``sqrt(err_i**2 + err_j**2)``.  A
+    point is an outlier when both differences have the same sign and the
+    smaller one exceeds ``sigma`` times the robust scatter (MAD-based
+    standard deviation) of all successive normalised differences of the
+    band; the scatter absorbs misestimated uncertainties, and successive
+    differences are insensitive to slow variability.  A flare sampled by
+    several points is kept (a peak point is close to at least one
+    neighbour); an excursion seen in a single point of a sparse band cannot
+    be told from an outlier and is clipped.  The first and last point are
+    judged on their one neighbour.
     """
+    value = np.asarray(value, dtype=float)
     n = len(value)
     out = np.zeros(n, bool)
     if n < 5:
         return out
-    k = neighbours
-    padded = np.concatenate([np.full(k, np.nan), value, np.full(k, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN side at the ends
-        before = np.nanmedian(windows[:, :k], axis=1)
-        after = np.nanmedian(windows[:, k + 1:], axis=1)
-    d_before, d_after = value - before, value - after
-    # At the ends only one side exists: judge on that side alone.
-    d_before = np.where(np.isnan(d_before), d_after, d_before)
-    d_after = np.where(np.isnan(d_after), d_before, d_after)
-    same_side = np.sign(d_before) == np.sign(d_after)
-    smaller = np.where(same_side, np.minimum(np.abs(d_before), np.abs(d_after)), 0.0)
-    scale = mad_std(np.minimum(np.abs(d_before), np.abs(d_after)) *
-                    np.sign(d_before + d_after), ignore_nan=True)
+    err = np.asarray(error, dtype=float)
+    good = np.isfinite(err) & (err > 0)
+    err = np.where(good, err, np.median(err[good]) if good.any() else 1.0)
+    step = np.diff(value) / np.hypot(err[1:], err[:-1])  # point i+1 minus point i
+    scale = mad_std(step)
     if not np.isfinite(scale) or scale <= 0:
         return out
-    return smaller > sigma * scale
+    d_prev = np.concatenate([[np.nan], step])
+    d_next = np.concatenate([-step, [np.nan]])
+    d_prev = np.where(np.isnan(d_prev), d_next, d_prev)
+    d_next = np.where(np.isnan(d_next), d_prev, d_next)
+    same_side = np.sign(d_prev) == np.sign(d_next)
+    smaller = np.minimum(np.abs(d_prev), np.abs(d_next))
+    return same_side & (smaller > sigma * scale)
 
 
 # --------------------------------------------------------------------------- data prep
@@ -335,7 +335,7 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
         det = ~lim & np.isfinite(f)
         clipped = np.zeros(len(f), bool)
         if sigma_clip is not None and det.sum() >= 5:
-            clipped[det] = _outliers(f[det], sigma_clip)
+            clipped[det] = _outliers(f[det], e[det], sigma_clip)
             det &= ~clipped
         # The data model does not define what the flux of an upper_limit row
         # holds.  We take a positive flux as the limit itself, and for a
@@ -358,7 +358,13 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
             y, yerr, ylim = fd, ed, fl
         out.append(_Band(name, band_style(name), td, y, yerr, tl, ylim,
                          int(clipped.sum()), fd, ed))
-    return [b for b in out if len(b.time) or len(b.limit_time)]
+    out = [b for b in out if len(b.time) or len(b.limit_time)]
+    # Legend order: archives in a fixed order, then by wavelength.
+    rank = {name: i for i, name in enumerate(ARCHIVE_NAMES)}
+    order = {name: (rank.get(name.partition(":")[0], len(rank)), name.partition(":")[0],
+                    np.nan_to_num(wav, nan=np.inf), name)
+             for name, wav in zip(names, wavelengths)}
+    return sorted(out, key=lambda b: order[b.name])
 
 
 def _unit_factor(unit, wavelength_aa, band):
@@ -443,9 +449,9 @@ def _arrow_marker():
     return MplPath(verts, codes)
 
 
-_SIZES = {"narrow": dict(font=7.0, marker=3.0, arrow=7.0, main=1.9, events=0.32,
+_SIZES = {"narrow": dict(font=7.0, marker=3.0, arrow=11.0, main=1.9, events=0.32,
                          instrumental=0.95, zoom=1.15),
-          "wide": dict(font=8.5, marker=3.5, arrow=8.0, main=2.6, events=0.38,
+          "wide": dict(font=8.5, marker=3.5, arrow=13.0, main=2.6, events=0.38,
                        instrumental=1.2, zoom=1.5)}
 _RASTERIZE_ABOVE = 3000  # points per artist above which PDF output is rasterised
 
@@ -533,19 +539,19 @@ def _draw_events(ax, events, fontsize):
     for arch in sorted(set(archives)):
         st = event_style(arch)
         sel = archives == arch
-        coll = ax.vlines(times[sel], 0.0, 0.62, transform=trans, color=st.color, lw=1.0,
+        coll = ax.vlines(times[sel], 0.0, 0.5, transform=trans, color=st.color, lw=1.0,
                          label=st.label)
         coll.set_gid(f"events {arch}")
-        ax.plot(times[sel], np.full(sel.sum(), 0.8), ls="none", marker=st.marker,
-                ms=fontsize + 1, color=st.color, transform=trans)
+        ax.plot(times[sel], np.full(sel.sum(), 0.72), ls="none", marker=st.marker,
+                ms=fontsize, color=st.color, transform=trans, clip_on=False)
         for t, e in zip(times[sel], energies[sel]):
             text = _event_label(e)
             if text:
-                ax.annotate(text, (t, 0.3), xycoords=trans, xytext=(3, 0),
+                ax.annotate(text, (t, 0.22), xycoords=trans, xytext=(2.5, 0),
                             textcoords="offset points", va="center", ha="left",
                             fontsize=fontsize - 1, color=st.color)
-        handles.append(Line2D([], [], color=st.color, marker=st.marker, lw=1.0,
-                              ms=fontsize + 1, label=st.label))
+        handles.append(Line2D([], [], color=st.color, marker=st.marker, ls="none",
+                              ms=fontsize, label=st.label))
     ax.set_ylim(0, 1)
     ax.set_yticks([])
     ax.set_ylabel("events", fontsize=fontsize, rotation=0, ha="right", va="center")
@@ -585,12 +591,19 @@ def _title(data, n_clipped, sigma_clip, width):
     ra, dec = data["ra"], data["dec"]
     if np.isfinite(ra.value) and np.isfinite(dec.value):
         parts.append(f"RA {ra.to_value(u.deg):.5f}°, Dec {dec.to_value(u.deg):+.5f}°")
-    text = "  |  ".join(parts)
-    text = "\n".join(textwrap.wrap(text, int(width * 15)))
+    budget = int(width * 14)  # characters per line at the title font size
+    lines = [""]
+    for part in parts:  # break between parts, never inside a coordinate
+        joined = f"{lines[-1]}  |  {part}" if lines[-1] else part
+        if len(joined) <= budget or not lines[-1]:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, budget)]
     if sigma_clip is not None:
-        text += (f"\n{n_clipped} outlier{'s' if n_clipped != 1 else ''} clipped "
-                 f"(> {sigma_clip:g} sigma from the local median)")
-    return text
+        lines.append(f"{n_clipped} outlier{'s' if n_clipped != 1 else ''} clipped "
+                     f"(> {sigma_clip:g} sigma, see legend)")
+    return "\n".join(lines)
 
 
 def _default_window(time):
@@ -630,6 +643,10 @@ def _draw_zoom(ax, band, data, *, zoom_range, window, magnitudes, flux_unit, siz
                   if wavelength_aa is not None else 1.0)
         centre, lower, upper = mean * factor, (mean - mean_err) * factor, \
             (mean + mean_err) * factor
+    # Break the curve where the data have gaps longer than the window.
+    gap = np.flatnonzero(np.diff(tm) > window.to_value(u.day)) + 1
+    tm, centre, lower, upper = (np.insert(np.asarray(a, float), gap, np.nan)
+                                for a in (tm, centre, lower, upper))
     ax.fill_between(tm, lower, upper, color=st.color, alpha=0.3, lw=0, zorder=3)
     (line,) = ax.plot(tm, centre, color="black", lw=1.0, zorder=4)
     line.set_gid("running mean")
@@ -818,7 +835,13 @@ def _finish_flux_axis(ax, bands, flux_unit, magnitudes, log_flux, fontsize):
     if magnitudes:
         ax.invert_yaxis()
     elif log_flux:
+        from matplotlib.ticker import LogFormatter
+
         ax.set_yscale("log")
+        # Plain numbers (0.2, 0.5, 1) rather than 2x10^-1 on the flux axis.
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False,
+                                                  minor_thresholds=(2, 0.5)))
 
 
 def _pick_zoom(zoom, cal, ins, objectid):
