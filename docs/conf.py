@@ -55,5 +55,8 @@ html_title = f"multilc {release}"
 # The band table is generated from the band registry, so docs and code agree.
 (HERE / "generated").mkdir(exist_ok=True)
 (HERE / "generated" / "band_table.rst").write_text(photometry.band_table_rst())
+# The tutorial's figures are made by running its offline examples.
+import runpy  # noqa: E402
+runpy.run_path(str(HERE / "make_figures.py"))["main"](HERE / "generated")
 
 suppress_warnings = ["ref.obj", "ref.ref"] if not intersphinx_mapping else []

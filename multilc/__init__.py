@@ -37,6 +37,7 @@ conf = Conf()
 
 from multilc.lightcurve import MultiBandLightCurve, LightCurveError, make_events  # noqa: E402
 from multilc.io import formats as _formats  # noqa: E402,F401  (registers file formats)
+from multilc import plotting as _plotting  # noqa: E402,F401  (registers ds.multilc)
 from multilc.collect import collect  # noqa: E402
 from multilc import archives as _archives  # noqa: E402,F401  (registers archives)
 

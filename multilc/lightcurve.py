@@ -912,6 +912,29 @@ class MultiBandLightCurve:
         return t
 
     # ------------------------------------------------------------------ display
+    def plot(self, objectid=None, **kwargs):
+        """One figure of one target; see `multilc.plotting.plot`.
+
+        Returns
+        -------
+        `matplotlib.figure.Figure`
+        """
+        from multilc.plotting import plot
+
+        return plot(self, objectid, **kwargs)
+
+    def plot_all(self, path, **kwargs):
+        """One PNG per target (folder) or one multipage PDF; see
+        `multilc.plotting.plot_all`.
+
+        Returns
+        -------
+        list of `pathlib.Path`
+        """
+        from multilc.plotting import plot_all
+
+        return plot_all(self, path, **kwargs)
+
     def summary(self):
         """A short multi-line text summary (objects, bands, points, time span)."""
         lines = [f"MultiBandLightCurve: {len(self.objectids)} objects, "

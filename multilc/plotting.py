@@ -26,6 +26,7 @@ import textwrap
 import warnings
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -250,8 +251,10 @@ def _outliers(value, error, sigma):
     point is an outlier when both differences have the same sign and the
     smaller one exceeds ``sigma`` times the robust scatter (MAD-based
     standard deviation) of all successive normalised differences of the
-    band; the scatter absorbs misestimated uncertainties, and successive
-    differences are insensitive to slow variability.  A flare sampled by
+    band, or ``sigma`` itself if that scatter is below 1: the scatter absorbs
+    underestimated uncertainties, a point is never clipped within ``sigma``
+    of its own uncertainty, and successive differences are insensitive to
+    slow variability.  A flare sampled by
     several points is kept (a peak point is close to at least one
     neighbour); an excursion seen in a single point of a sparse band cannot
     be told from an outlier and is clipped.  The first and last point are
@@ -267,8 +270,9 @@ def _outliers(value, error, sigma):
     err = np.where(good, err, np.median(err[good]) if good.any() else 1.0)
     step = np.diff(value) / np.hypot(err[1:], err[:-1])  # point i+1 minus point i
     scale = mad_std(step)
-    if not np.isfinite(scale) or scale <= 0:
+    if not np.isfinite(scale):
         return out
+    scale = max(scale, 1.0)
     d_prev = np.concatenate([[np.nan], step])
     d_next = np.concatenate([-step, [np.nan]])
     d_prev = np.where(np.isnan(d_prev), d_next, d_prev)
@@ -367,6 +371,7 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
     return sorted(out, key=lambda b: order[b.name])
 
 
+@lru_cache(maxsize=256)
 def _unit_factor(unit, wavelength_aa, band):
     """Display-unit value of 1 mJy in *band* (linear for any flux density)."""
     try:
@@ -456,31 +461,42 @@ _SIZES = {"narrow": dict(font=7.0, marker=3.0, arrow=11.0, main=1.9, events=0.32
 _RASTERIZE_ABOVE = 3000  # points per artist above which PDF output is rasterised
 
 
+@lru_cache(maxsize=1)
+def _year_nodes():
+    """MJD (TDB) of 1 January 0h UTC of the years 1800-2200, from astropy.
+
+    A decimal year is linear in time within each calendar year, so
+    interpolating between these nodes reproduces astropy's
+    ``Time.decimalyear`` (UTC) exactly; converting every tick position
+    through `~astropy.time.Time` instead would cost ~1 ms per call and the
+    top axis is transformed thousands of times per figure.
+    """
+    years = np.arange(1800, 2201)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ErfaWarning)  # "dubious year" (no leap-second table)
+        mjd = Time([f"{y}-01-01T00:00:00" for y in years], scale="utc").tdb.mjd
+    return years.astype(float), mjd
+
+
 def _mjd_to_year(mjd):
+    years, nodes = _year_nodes()
     mjd = np.asarray(mjd, dtype=float)
-    out = np.full(mjd.shape, np.nan)
-    ok = np.isfinite(mjd) & (np.abs(mjd) < 1e6)
-    if ok.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ErfaWarning)
-            # Calendar years are UTC; the axis is TDB (they differ by ~1 min).
-            out[ok] = Time(mjd[ok], format="mjd", scale="tdb").utc.decimalyear
-    return out
+    out = np.interp(mjd, nodes, years)
+    # Beyond the table: Julian years of 365.25 d.
+    out = np.where(mjd < nodes[0], years[0] + (mjd - nodes[0]) / 365.25, out)
+    return np.where(mjd > nodes[-1], years[-1] + (mjd - nodes[-1]) / 365.25, out)
 
 
 def _year_to_mjd(year):
+    years, nodes = _year_nodes()
     year = np.asarray(year, dtype=float)
-    out = np.full(year.shape, np.nan)
-    ok = np.isfinite(year) & (np.abs(year) < 10000)
-    if ok.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ErfaWarning)
-            out[ok] = Time(year[ok], format="decimalyear", scale="utc").tdb.mjd
-    return out
+    out = np.interp(year, years, nodes)
+    out = np.where(year < years[0], nodes[0] + (year - years[0]) * 365.25, out)
+    return np.where(year > years[-1], nodes[-1] + (year - years[-1]) * 365.25, out)
 
 
 def _add_year_axis(ax, xlim, fontsize):
-    from matplotlib.ticker import AutoMinorLocator, FormatStrFormatter, MaxNLocator
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, MultipleLocator
 
     sec = ax.secondary_xaxis("top", functions=(_mjd_to_year, _year_to_mjd))
     span_years = (xlim[1] - xlim[0]) / 365.25
@@ -489,33 +505,47 @@ def _add_year_axis(ax, xlim, fontsize):
         sec.xaxis.set_major_formatter(FormatStrFormatter("%d"))
     else:
         sec.xaxis.set_major_formatter(FormatStrFormatter("%.1f"))
-    sec.xaxis.set_minor_locator(AutoMinorLocator())
+    if span_years >= 4:  # unlabelled ticks at every new year
+        sec.xaxis.set_minor_locator(MultipleLocator(1))
     sec.tick_params(labelsize=fontsize, direction="in", which="both")
     sec.set_label("calendar year")
     return sec
 
 
 def _draw_bands(ax, bands, sizes, arrow):
-    """One errorbar container per band; limits as down arrows in the band colour."""
-    handles = []
+    """One errorbar container per band; limits as down arrows in the band colour.
+
+    Each band is a marker line plus one line holding all its error bars as
+    NaN-separated segments, grouped in an `~matplotlib.container.ErrorbarContainer`
+    (``ax.containers``).  One path per band instead of one per error bar
+    (what ``Axes.errorbar`` makes) keeps dense bands fast to draw and PDFs
+    small.  Returns the (handle, label) pairs for the legend.
+    """
+    from matplotlib.container import ErrorbarContainer
+
+    entries = []
     for b in bands:
         st = b.style
-        n = len(b.time)
         label = st.label + (f" ({b.n_clipped} clipped)" if b.n_clipped else "")
-        cont = ax.errorbar(b.time, b.y, yerr=b.yerr, fmt=st.marker, color=st.color,
-                           ms=sizes["marker"], mew=0.4, mec=st.color, elinewidth=0.6,
-                           capsize=0, alpha=0.85, label=label, zorder=3)
-        cont[0].set_gid(b.name)
-        if n > _RASTERIZE_ABOVE:
-            for artist in cont.get_children():
-                artist.set_rasterized(True)
+        xs = np.repeat(b.time, 3)
+        ys = np.column_stack([b.y - b.yerr, b.y + b.yerr, np.full(len(b.y), np.nan)]).ravel()
+        (bars,) = ax.plot(xs, ys, color=st.color, lw=0.6, alpha=0.55, zorder=2.5,
+                          label=f"_{b.name} error bars")
+        (points,) = ax.plot(b.time, b.y, ls="none", marker=st.marker, color=st.color,
+                            ms=sizes["marker"], mew=0.4, alpha=0.85, zorder=3,
+                            label=f"_{b.name}", gid=b.name)
+        container = ErrorbarContainer((points, (), (bars,)), has_xerr=False, has_yerr=True,
+                                      label=label)
+        ax.add_container(container)
+        if len(b.time) > _RASTERIZE_ABOVE:
+            points.set_rasterized(True)
+            bars.set_rasterized(True)
         if len(b.limit_time):
-            (line,) = ax.plot(b.limit_time, b.limit_y, ls="none", marker=arrow,
-                              ms=sizes["arrow"], mew=0.8, color=st.color, alpha=0.8,
-                              zorder=2)
-            line.set_gid(f"{b.name} upper limits")
-        handles.append(cont)
-    return handles
+            ax.plot(b.limit_time, b.limit_y, ls="none", marker=arrow, ms=sizes["arrow"],
+                    mew=0.8, color=st.color, alpha=0.8, zorder=2,
+                    label=f"_{b.name} upper limits", gid=f"{b.name} upper limits")
+        entries.append((points, label))
+    return entries
 
 
 def _event_label(energy_gev):
@@ -550,8 +580,8 @@ def _draw_events(ax, events, fontsize):
                 ax.annotate(text, (t, 0.22), xycoords=trans, xytext=(2.5, 0),
                             textcoords="offset points", va="center", ha="left",
                             fontsize=fontsize - 1, color=st.color)
-        handles.append(Line2D([], [], color=st.color, marker=st.marker, ls="none",
-                              ms=fontsize, label=st.label))
+        handles.append((Line2D([], [], color=st.color, marker=st.marker, ls="none",
+                               ms=fontsize), st.label))
     ax.set_ylim(0, 1)
     ax.set_yticks([])
     ax.set_ylabel("events", fontsize=fontsize, rotation=0, ha="right", va="center")
@@ -788,12 +818,14 @@ def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
     if any(len(b.limit_time) for b in cal + ins):
         from matplotlib.lines import Line2D
 
-        handles.append(Line2D([], [], ls="none", marker=arrow, ms=sizes["arrow"], mew=0.8,
-                              color="#444444", label="upper limit"))
+        handles.append((Line2D([], [], ls="none", marker=arrow, ms=sizes["arrow"], mew=0.8,
+                               color="#444444"), "upper limit"))
     shared = [axes[p] for p in panels]
     for a in shared:
         a.tick_params(labelsize=fs, direction="in", which="both", top=False, right=True)
-        a.minorticks_on()
+        # Minor ticks on y only: x minor ticks on every shared panel cost
+        # more drawing time than they add information under a year axis.
+        a.yaxis.minorticks_on()
     for a in shared[:-1]:
         a.tick_params(labelbottom=False)
     shared[0].set_xlim(*xlim)
@@ -819,7 +851,8 @@ def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
     fig.suptitle(_title(data, n_clipped, sigma_clip, figsize[0]), fontsize=fs, x=0.01,
                  ha="left")
     ncols = min(len(handles), 3 if figsize[0] < 5 else 5)
-    fig.legend(handles=handles, loc="outside lower center", ncols=max(ncols, 1),
+    fig.legend([h for h, _ in handles], [lab for _, lab in handles],
+               loc="outside lower center", ncols=max(ncols, 1),
                fontsize=fs - 0.5, frameon=False, handletextpad=0.3, columnspacing=1.0,
                borderaxespad=0.2)
     return fig

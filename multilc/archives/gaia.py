@@ -74,6 +74,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -550,7 +551,10 @@ class Gaia(Archive):
         service = pyvo.dal.TAPService(self.setting("tap_url"),
                                       session=http_session(self.timeout))
         try:
-            result = service.run_sync(self.adql(), uploads={"mytable": upload})
+            with warnings.catch_warnings():
+                # An overflow is checked below and reported as a failure.
+                warnings.simplefilter("ignore", pyvo.dal.DALOverflowWarning)
+                result = service.run_sync(self.adql(), uploads={"mytable": upload})
         except DALQueryError as exc:
             raise self.error(f"the TAP crossmatch was refused: {exc}", batch) from exc
         except DALServiceError as exc:
@@ -561,6 +565,9 @@ class Gaia(Archive):
         except ValueError as exc:  # not a VOTable (an HTML page, ...)
             raise self.error(f"the TAP service answered something that is not a "
                              f"VOTable: {exc}", batch) from exc
+        if str(getattr(result, "query_status", "OK")).upper() == "OVERFLOW":
+            raise self.error(f"the TAP service cut the crossmatch at {len(result)} rows "
+                             "(its row limit); use a smaller chunk_size or radius", batch)
         table = result.to_table()
         missing = [c for c in ("objectid", "source_id", "ra", "dec", "dist")
                    if c not in table.colnames]

@@ -96,6 +96,8 @@ class Conf(ConfigNamespace):
     s3_region = ConfigItem("us-west-2", "AWS region of the bucket.")
     s3_anonymous = ConfigItem(True, "Unsigned (anonymous) S3 requests.")
     concurrency = ConfigItem(4, "Partition groups read at once.")
+    partitions_per_batch = ConfigItem(
+        16, "Partitions read per batch (neighbours merged to cut per-batch overhead).")
 
 
 conf = Conf()
@@ -154,7 +156,8 @@ class _HivePartitionArchive(Archive):
         coord = sample.coord.icrs
         touched = partitions_touched(coord.ra.deg, coord.dec.deg, self.radius,
                                      int(self.setting("healpix_order")))
-        return plan_partition_batches(self, sample, touched)
+        return plan_partition_batches(self, sample, touched,
+                                      int(self.setting("partitions_per_batch")))
 
     def row_filter(self, options):
         """Extra pyarrow filter (None: none)."""

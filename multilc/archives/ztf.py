@@ -93,6 +93,8 @@ class Conf(ConfigNamespace):
     bulk_min_targets = ConfigItem(
         100, "route='auto' uses the bulk catalog for more targets than this.")
     concurrency = ConfigItem(4, "Requests (or partition reads) in flight.")
+    partitions_per_batch = ConfigItem(
+        4, "HATS partitions read per batch (bulk route; neighbours merged).")
 
 
 conf = Conf()
@@ -419,7 +421,8 @@ def _plan_bulk(archive, sample):
                 label=np.concatenate([b.label for b in batch]))
         merged.options = {**merged.options, "plan_error": message}
         return [merged]
-    return plan_partition_batches(archive, sample, touched)
+    return plan_partition_batches(archive, sample, touched,
+                                  int(archive.setting("partitions_per_batch")))
 
 
 # --------------------------------------------------------------------------- files

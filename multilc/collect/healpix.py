@@ -51,8 +51,9 @@ import numpy as np
 from astropy import units as u
 
 __all__ = ["partitions_touched", "group_partitions", "plan_partition_batches",
-           "open_filesystem", "HiveCatalog", "HatsCatalog", "cone_match", "ReadLog",
-           "read_log", "hats_leaf_path", "HEALPIX29_ORDER"]
+           "open_filesystem", "HiveCatalog", "HatsCatalog", "cone_match", "nearest_only",
+           "coarse_filter", "healpix29_filter", "ReadLog", "read_log", "partition_of_path",
+           "hats_leaf_path", "HEALPIX29_ORDER"]
 
 #: Order of the HATS spatial index column ``_healpix_29`` (HATS convention,
 #: ``hats_col_healpix_order``).
@@ -342,7 +343,7 @@ def group_partitions(touched):
     return groups
 
 
-def plan_partition_batches(archive, sample, touched):
+def plan_partition_batches(archive, sample, touched, max_partitions=1):
     """Batches of an `~multilc.collect.Archive`, one per partition group.
 
     Use in ``Archive.plan``::
@@ -352,7 +353,12 @@ def plan_partition_batches(archive, sample, touched):
             return plan_partition_batches(self, sample, touched)
 
     Each batch's ``options["partitions"]`` lists its ``[order, pixel]``
-    keys (part of the batch's cache key).
+    keys (part of the batch's cache key).  Groups of partitions sharing a
+    target always stay together; consecutive groups (NESTED order, so
+    neighbours on the sky) are merged until a batch holds at least
+    *max_partitions* partitions, which cuts the per-batch overhead when
+    every partition holds few targets.  Every partition is still in exactly
+    one batch.
 
     Parameters
     ----------
@@ -360,6 +366,8 @@ def plan_partition_batches(archive, sample, touched):
     sample : `~multilc.samples.Sample`
     touched : list of list of tuple
         `partitions_touched` of the sample's targets, in sample order.
+    max_partitions : int
+        Partitions per batch to aim for (default 1: one batch per group).
 
     Returns
     -------
@@ -372,8 +380,15 @@ def plan_partition_batches(archive, sample, touched):
     ids = np.asarray(sample.objectid, dtype="int64")
     labels = np.asarray(sample.table["label"], dtype=str)
     opts = archive.batch_options()
+    merged = []
+    for keys, idx in group_partitions(touched):
+        if merged and len(merged[-1][0]) < max(1, int(max_partitions)):
+            merged[-1] = (merged[-1][0] + keys, np.concatenate([merged[-1][1], idx]))
+        else:
+            merged.append((list(keys), idx))
     batches = []
-    for i, (keys, idx) in enumerate(group_partitions(touched)):
+    for i, (keys, idx) in enumerate(merged):
+        idx = np.unique(idx)
         batches.append(Batch(archive.name, i, ids[idx], ra[idx], dec[idx], labels[idx],
                              {**opts, "partitions": [[int(o), int(p)] for o, p in keys]}))
     return batches
@@ -592,6 +607,7 @@ class HiveCatalog(_Catalog):
         self.order = int(order)
         self.partition_column = partition_column or f"healpix_k{self.order}"
         self._cache_dataset = None
+        self._cache_index = None
 
     def dataset(self):
         """The `pyarrow.dataset.Dataset` built from ``_metadata`` (cached)."""
@@ -633,11 +649,37 @@ class HiveCatalog(_Catalog):
         bad = [(o, p) for o, p in partitions if int(o) != self.order]
         if bad:
             raise ValueError(f"partitions {bad} are not of order {self.order}")
+        import pyarrow.dataset as ds
+
         dataset = self.dataset()
+        index = self._fragment_index()
+        fragments = [f for p in pixels for f in index.get(p, ())]
         names = _with_positions(columns, self.ra_column, self.dec_column)
-        expr = pc.field(self.partition_column).isin(pixels) & \
-            self._row_filter(ra, dec, radius, filter)
-        return dataset.to_table(columns=names, filter=expr)
+        # A dataset of just these partitions' fragments: filtering the whole
+        # catalog would test every fragment's statistics on every call.
+        subset = ds.FileSystemDataset(fragments, dataset.schema, dataset.format,
+                                      dataset.filesystem)
+        return subset.to_table(columns=names,
+                               filter=self._row_filter(ra, dec, radius, filter))
+
+    def _fragment_index(self):
+        """``{pixel: [fragments]}`` from ``_metadata`` (cached, built once)."""
+        import pyarrow.dataset as ds
+
+        dataset = self.dataset()
+        with self._lock:
+            if self._cache_index is None:
+                index = collections.defaultdict(list)
+                for fragment in dataset.get_fragments():
+                    keys = ds.get_partition_keys(fragment.partition_expression)
+                    if self.partition_column in keys:
+                        index[int(keys[self.partition_column])].append(fragment)
+                    else:  # no hive key: fall back to the file path
+                        part = partition_of_path(fragment.path)
+                        if part is not None:
+                            index[part[2]].append(fragment)
+                self._cache_index = dict(index)
+            return self._cache_index
 
     def full_scan(self, columns):
         """Every row of *columns* (for benchmarks)."""

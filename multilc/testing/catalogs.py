@@ -47,7 +47,7 @@ def _pixels(ra, dec, order):
 
 def write_hive_catalog(table, root, *, order=5, ra_column="ra", dec_column="dec",
                        partition_column=None, parent_order=None, row_group_size=None,
-                       file_name="part0.snappy.parquet"):
+                       file_name="part0.snappy.parquet", sort_by=None):
     """Write *table* as a hive-partitioned HEALPix parquet dataset.
 
     Parameters
@@ -67,6 +67,9 @@ def write_hive_catalog(table, root, *, order=5, ra_column="ra", dec_column="dec"
         Rows per row group.
     file_name : str
         Leaf file name in each partition directory.
+    sort_by : str, optional
+        Sort rows inside each partition by this column (with small row
+        groups, parquet statistics then let a position filter skip data).
 
     Returns
     -------
@@ -80,7 +83,8 @@ def write_hive_catalog(table, root, *, order=5, ra_column="ra", dec_column="dec"
     root.mkdir(parents=True, exist_ok=True)
     partition_column = partition_column or f"healpix_k{order}"
     pix = _pixels(table[ra_column].to_numpy(), table[dec_column].to_numpy(), order)
-    sort = np.argsort(pix, kind="stable")
+    sort = (np.lexsort((table[sort_by].to_numpy(), pix)) if sort_by
+            else np.argsort(pix, kind="stable"))
     table = table.take(pa.array(sort))
     pix = pix[sort]
     bounds = np.flatnonzero(np.diff(pix)) + 1

@@ -223,7 +223,8 @@ def test_api_route_requests_concurrency_and_values(replay_server, monkeypatch):
     pos = sorted(a["POS"] for a in args)[0].split()
     assert pos[0] == "CIRCLE" and float(pos[3]) == pytest.approx(1 / 3600)
     assert lc.report.dropped["ztf"] == {"catflags & 32768": 1}
-    np.testing.assert_allclose(np.sort(lc.flux.to_value(u.mJy)), np.sort(expected_mjy([18.0, 17.0])),
+    np.testing.assert_allclose(np.sort(lc.flux.to_value(u.mJy)),
+                               np.sort(expected_mjy([18.0, 17.0])),
                                rtol=1e-10)
     g = lc.select(band="ztf:g")
     np.testing.assert_allclose(g.time.mjd, expected_tdb([2458300.75 - 2400000.5], 150.0, 2.0),
@@ -267,7 +268,8 @@ def test_read_api_csv_and_ipac_files(tmp_path):
     lc = MultiBandLightCurve.read(csv, format="ztf.api")
     assert sorted(lc.objectids) == [42, 43]
     assert lc.report.dropped["ztf"] == {"catflags & 32768": 1}
-    np.testing.assert_allclose(np.sort(lc.flux.to_value(u.mJy)), np.sort(expected_mjy([18.0, 17.0])))
+    np.testing.assert_allclose(np.sort(lc.flux.to_value(u.mJy)),
+                               np.sort(expected_mjy([18.0, 17.0])))
     ipac = tmp_path / "lc.tbl"
     Table.read(csv, format="ascii.csv").write(ipac, format="ascii.ipac")
     lc2 = MultiBandLightCurve.read(ipac, format="ztf.api", objectid=7, catflags_mask=None)

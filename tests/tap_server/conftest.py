@@ -15,9 +15,12 @@ What happens when it is not
 """
 import csv
 import os
+import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -133,3 +136,132 @@ def readers_on_tap_server(monkeypatch, tap_server_url):
     monkeypatch.setenv("MULTILC_HEASARC_TAP_URL", tap_server_url)
     monkeypatch.setenv("MULTILC_GAIA_TAP_URL", tap_server_url)
     return dict(LOCAL_TABLES)
+
+
+# --------------------------------------------------------------------------- server logs
+#: DaCHS defaults (``dachs config logDir`` / ``stateDir`` on the Debian package).
+DEFAULT_LOG_DIR = Path("/var/gavo/logs")
+DEFAULT_STATE_DIR = Path("/var/gavo/state")
+
+# dcInfos: "2026-11-24 07:35:11,163 [INFO 1800] Sending to postgres: 'SELECT ...'"
+_SQL_LINE = re.compile(r"\[INFO (?P<pid>\d+)\] Sending to postgres: '(?P<sql>.*)'\s*$")
+# dcInfos: "... [INFO 1800] taprunner for 9wkwmfd0 finished"
+_TAPRUNNER_LINE = re.compile(r"\[INFO (?P<pid>\d+)\] taprunner for (?P<job>\S+) finished")
+# web.log access lines: ... "'POST' '/tap/sync' 'HTTP/1.1'" 200 956 "-" "-"
+_ACCESS_LINE = re.compile(r"\"'(?P<method>[A-Z]+)' '(?P<path>[^']*)' 'HTTP/[0-9.]+'\" "
+                          r"(?P<status>\d{3}) ")
+
+
+_DECIMAL = re.compile(r"[-+]?\d+\.\d+(?:[eE][-+]?\d+)?")
+
+
+def _has_marker(sql, marker):
+    """True when *sql* holds *marker* (a string, or a float compared as a number)."""
+    if isinstance(marker, str):
+        return marker in sql
+    return any(abs(float(x) - marker) <= 1e-12 * abs(marker) for x in _DECIMAL.findall(sql))
+
+
+class ServerQuery(NamedTuple):
+    """One SQL statement the DaCHS server sent to PostgreSQL."""
+
+    sql: str
+    pid: int
+    #: UWS job id when an async job (a ``taprunner`` process) ran it, else None.
+    job: str | None
+
+
+class AccessRecord(NamedTuple):
+    """One HTTP request in the DaCHS access log."""
+
+    method: str
+    path: str
+    status: int
+
+
+class DachsLogs:
+    """What the DaCHS server logged since this object was made.
+
+    Reads the server's own logs: ``dcInfos`` (every SQL statement sent to
+    PostgreSQL, with the process id: the web server for sync queries, a
+    ``taprunner`` process per async job) and ``web.log`` (the access log).
+    Only lines appended after construction are seen, so counts belong to
+    the test; tests tell their queries apart from concurrent users of the
+    server by a marker (a unique number) in the ADQL.
+    """
+
+    def __init__(self, log_dir, state_dir):
+        self.info_path = Path(log_dir) / "dcInfos"
+        self.access_path = Path(log_dir) / "web.log"
+        self.server_pid = int((Path(state_dir) / "web.pid").read_text().strip())
+        self._start = {p: p.stat().st_size for p in (self.info_path, self.access_path)}
+
+    def _new_lines(self, path):
+        start = self._start[path]
+        with path.open("rb") as stream:
+            if path.stat().st_size < start:   # rotated: read the new file whole
+                start = 0
+            stream.seek(start)
+            return stream.read().decode("utf-8", "replace").splitlines()
+
+    def queries(self, marker, expect=None, wait=10.0):
+        """SQL statements containing *marker*, oldest first, with their async job ids.
+
+        A float *marker* matches any decimal number in the SQL within a relative
+        1e-12 of it: the server prints what the reader sent after its unit
+        conversions (1.99999891 deg may arrive as ``1.9999989099999997``).
+
+        Waits up to *wait* seconds until at least *expect* statements (and
+        the end of every async job that ran one) are logged.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            found, pending = [], {}
+            for line in self._new_lines(self.info_path):
+                sql = _SQL_LINE.search(line)
+                if sql and _has_marker(sql["sql"], marker):
+                    pid = int(sql["pid"])
+                    found.append([sql["sql"], pid, None])
+                    if pid != self.server_pid:
+                        pending.setdefault(pid, []).append(found[-1])
+                    continue
+                end = _TAPRUNNER_LINE.search(line)
+                if end and int(end["pid"]) in pending:
+                    for entry in pending.pop(int(end["pid"])):
+                        entry[2] = end["job"]
+            done = (expect is None or len(found) >= expect) and not pending
+            if done or time.monotonic() > deadline:
+                return [ServerQuery(*entry) for entry in found]
+            time.sleep(0.2)
+
+    def requests(self):
+        """HTTP requests in the access log since construction."""
+        out = []
+        for line in self._new_lines(self.access_path):
+            hit = _ACCESS_LINE.search(line)
+            if hit:
+                out.append(AccessRecord(hit["method"], hit["path"], int(hit["status"])))
+        return out
+
+    def job_requests(self, job):
+        """Access-log records of the UWS job *job* (``.../async/<job>[/...]``)."""
+        pattern = re.compile(rf"/async/{re.escape(job)}(?:[/?]|$)")
+        return [r for r in self.requests() if pattern.search(r.path)]
+
+
+@pytest.fixture
+def dachs_logs(request, tap_server_url):
+    """A `DachsLogs` started at the beginning of the test.
+
+    ``MULTILC_DACHS_LOG_DIR`` / ``MULTILC_DACHS_STATE_DIR`` (written to
+    server.env by .ci/dachs/start), else the DaCHS defaults.
+    """
+    log_dir = Path(os.environ.get("MULTILC_DACHS_LOG_DIR")
+                   or _server_env_value("MULTILC_DACHS_LOG_DIR") or DEFAULT_LOG_DIR)
+    state_dir = Path(os.environ.get("MULTILC_DACHS_STATE_DIR")
+                     or _server_env_value("MULTILC_DACHS_STATE_DIR") or DEFAULT_STATE_DIR)
+    try:
+        return DachsLogs(log_dir, state_dir)
+    except (OSError, ValueError) as exc:
+        _missing(request.config, f"cannot read the DaCHS logs in {log_dir} or the server "
+                 f"pid in {state_dir}: {exc}")
