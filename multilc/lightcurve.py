@@ -502,11 +502,19 @@ class MultiBandLightCurve:
         if is_event.any():
             evrows = flat[is_event]
             etime = evrows["time"].to_numpy(dtype="float64")
+            if time_system != "mjd_tdb_bary":
+                etime = timescales.to_mjd_tdb(etime, time_system,
+                                              ra=_per_row(evrows, ra_map),
+                                              dec=_per_row(evrows, dec_map))
+            ev_archive = np.array([emap[b] for b in raw_band[is_event]], dtype=object)
+            # The notebooks stored IceCube's log10(E/GeV) in the flux column;
+            # the gamma-ray triggers' flux was a placeholder (0.1).
+            energy = np.where(ev_archive == "icecube",
+                              10 ** evrows["flux"].to_numpy(dtype="float64"), np.nan)
             pieces.append(cls.from_events(make_events(
-                evrows["objectid"].to_numpy(),
-                [emap[b] for b in raw_band[is_event]],
-                Time(etime, format="mjd", scale="tdb")), label=labels,
-                ra=ra_map, dec=dec_map))
+                evrows["objectid"].to_numpy(), ev_archive,
+                Time(etime, format="mjd", scale="tdb"), energy=energy * ENERGY_UNIT),
+                label=labels, ra=ra_map, dec=dec_map))
         if not pieces:
             return cls.empty()
         return cls.concat(pieces)
@@ -988,7 +996,12 @@ def _frame_attrs(units):
 
 #: Band names of the tutorial notebooks -> multilc band names.
 LEGACY_BAND_MAP = {
-    "W1": "wise:W1", "W2": "wise:W2",
+    "W1": "wise:W1", "W2": "wise:W2", "WISE_W1": "wise:W1", "WISE_W2": "wise:W2",
+    "Pan-STARRS g": "panstarrs:g", "Pan-STARRS r": "panstarrs:r",
+    "Pan-STARRS i": "panstarrs:i", "Pan-STARRS z": "panstarrs:z",
+    "Pan-STARRS y": "panstarrs:y",
+    "Gaia_G": "gaia:G", "Gaia_BP": "gaia:BP", "Gaia_RP": "gaia:RP",
+    "HST_F814W": "hst:ACS_F814W", "F814W": "hst:ACS_F814W",
     "zg": "ztf:g", "zr": "ztf:r", "zi": "ztf:i",
     "ztf_g": "ztf:g", "ztf_r": "ztf:r", "ztf_i": "ztf:i",
     "panstarrs g": "panstarrs:g", "panstarrs r": "panstarrs:r",

@@ -279,6 +279,7 @@ def test_from_pandas_legacy_multiindex():
     assert set(lc.bands) == {"ztf:g", "wise:W1", "tess:TESS", "gaia:G"}
     # the IceCube "flux" (log10 GeV) became an event, not a flux
     assert lc.n_events == 1 and lc.events["archive"][0] == "icecube"
+    assert lc.events["energy"][0].to_value(u.GeV) == pytest.approx(10 ** 3.5)
     assert lc.select(calibrated=False).flux.unit == u.electron / u.s
     assert lc.labels == {1: "Yang 18", 2: "SDSS"}
 

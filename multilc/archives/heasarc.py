@@ -463,6 +463,8 @@ class HeasarcIceCube(_HeasarcTAP):
     """
 
     name = "heasarc.icecube"
+    # The same events as the "icecube" release reader: not part of "all".
+    in_all = False
     description = "IceCube 2008-2018 point-source events (HEASARC icecubepsc) via TAP"
     bands = ("heasarc.icecube",)
     chunk_size = 500

@@ -269,6 +269,9 @@ class Archive:
     env_prefix: ClassVar[str] = ""
     #: The module-level ConfigNamespace holding endpoints (set by subclasses).
     conf: ClassVar[Any] = None
+    #: Part of ``archives="all"``.  False for a second route to data another
+    #: archive already returns (``heasarc.icecube`` repeats ``icecube``).
+    in_all: ClassVar[bool] = True
 
     def __init__(self, **options):
         radius = options.pop("radius", None)

@@ -335,7 +335,8 @@ def _resolve_archives(archives):
         raise TypeError(f"name the archives to collect from: one of "
                         f"{sorted(ARCHIVES)} or 'all'")
     if isinstance(archives, str):
-        archives = list(ARCHIVES) if archives == "all" else \
+        archives = [n for n, c in ARCHIVES.items() if c.in_all and
+                    not n.startswith("demo")] if archives == "all" else \
             [a.strip() for a in archives.split(",") if a.strip()]
     names = list(dict.fromkeys(archives))
     for name in names:
