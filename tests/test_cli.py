@@ -120,3 +120,29 @@ def test_installed_entry_point():
     assert result.returncode == 0
     for command in ("collect", "archives", "info", "samples", "plot"):
         assert command in result.stdout
+
+
+def test_samples_lists_literature_samples(capsys):
+    assert main(["samples"]) == 0
+    out = capsys.readouterr().out
+    assert "yang2018" in out and "2018ApJ...862..109Y" in out
+    assert main(["samples", "refresh"]) == 2
+
+
+def test_plot_writes_one_png_per_target(tmp_path, capsys):
+    lc = MultiBandLightCurve.from_arrays(
+        [1, 1, 2, 2], ["ztf:g", "ztf:r", "ztf:g", "wise:W1"],
+        Time([58000.0, 58001.0, 58002.0, 58003.0], format="mjd"),
+        [1, 2, 3, 4] * u.mJy, [0.1] * 4 * u.mJy, label={1: "a", 2: "b"})
+    path = tmp_path / "lc.parquet"
+    lc.write(path)
+    out = tmp_path / "figs"
+    assert main(["plot", str(path), "-o", str(out), "--no-progress"]) == 0
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 2 and pngs[0].startswith("1") and pngs[1].startswith("2")
+    assert "wrote 2 file(s)" in capsys.readouterr().out
+    pdf = tmp_path / "all.pdf"
+    assert main(["plot", str(path), "-o", str(pdf), "--no-progress"]) == 0
+    import re
+
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf.read_bytes())) == 2
