@@ -25,13 +25,13 @@ archive-native times with `multilc.timescales`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from astropy import units as u
-from astropy.table import QTable, Table
+from astropy.table import QTable
 from astropy.time import Time
 
 from multilc import photometry

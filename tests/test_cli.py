@@ -5,7 +5,6 @@ import sys
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.table import QTable
 from astropy.time import Time
 

@@ -481,12 +481,8 @@ class Gaia(Archive):
 
     def __init__(self, **options):
         super().__init__(**options)
-        if self.options["route"] not in ("auto", "service", "bulk"):
-            raise ValueError(f"{NAME}: route must be 'auto', 'service' or 'bulk', "
-                             f"got {self.options['route']!r}")
-        if self.options["match"] not in ("all", "nearest"):
-            raise ValueError(f"{NAME}: match must be 'all' or 'nearest', "
-                             f"got {self.options['match']!r}")
+        self.check_choice("route", ("auto", "service", "bulk"))
+        self.check_choice("match", ("all", "nearest"))
         self.options["drop_rejected"] = _check_drop(self.options["drop_rejected"])
 
     # ------------------------------------------------------------------ planning
@@ -639,18 +635,6 @@ def _catalog(archive):
     url = str(archive.setting("hats_catalog"))
     catalog = HatsCatalog(url, endpoint_url=archive.setting("s3_endpoint_url") or None,
                           region=archive.setting("s3_region") or None)
-    if url.startswith(("http://", "https://")):
-        # multilc.collect.healpix.open_filesystem knows s3:// and local paths;
-        # the default Gaia catalog is served over HTTPS, so give the catalog an
-        # fsspec HTTP filesystem that logs like the others.
-        import fsspec
-        from pyarrow.fs import PyFileSystem
-
-        from multilc.collect import healpix
-
-        handler = healpix._counting_handler_class()(
-            fsspec.filesystem("https"), catalog.log, {})
-        catalog._fs, catalog._root = PyFileSystem(handler), url.rstrip("/")
     return catalog
 
 

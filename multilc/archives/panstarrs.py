@@ -301,12 +301,8 @@ class PanSTARRS(Archive):
 
     def __init__(self, **options):
         super().__init__(**options)
-        if self.options["route"] not in ("auto", "service", "bulk"):
-            raise ValueError(f"{NAME}: route must be 'auto', 'service' or 'bulk', "
-                             f"got {self.options['route']!r}")
-        if self.options["match"] not in ("all", "nearest"):
-            raise ValueError(f"{NAME}: match must be 'all' or 'nearest', "
-                             f"got {self.options['match']!r}")
+        self.check_choice("route", ("auto", "service", "bulk"))
+        self.check_choice("match", ("all", "nearest"))
         if self.radius > MAX_API_RADIUS:
             raise ValueError(f"{NAME}: radius {self.radius} is larger than the "
                              f"{MAX_API_RADIUS} the MAST Catalogs API accepts")

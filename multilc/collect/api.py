@@ -293,6 +293,14 @@ class Archive:
         self.options = {**self.default_options, **options}
         self.timeout = None  # set by the engine before query()
 
+    def check_choice(self, option, allowed):
+        """Return option *option*, or raise naming the archive and the choices."""
+        value = self.options[option]
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+            raise ValueError(f"{self.name}: {option} must be {choices}, got {value!r}")
+        return value
+
     def setting(self, name):
         """An endpoint/setting of this archive (environment variable first)."""
         return setting(self.conf, name, self.env_prefix)

@@ -202,7 +202,8 @@ def open_filesystem(url, *, endpoint_url=None, anonymous=True, region=None, log=
     Parameters
     ----------
     url : str
-        ``s3://bucket/key`` or a local path (``file://`` accepted).
+        ``s3://bucket/key``, ``http(s)://...`` or a local path (``file://``
+        accepted).
     endpoint_url : str, optional
         S3 endpoint (e.g. ``http://127.0.0.1:5000`` for a local stand-in);
         None uses AWS.
@@ -237,6 +238,14 @@ def open_filesystem(url, *, endpoint_url=None, anonymous=True, region=None, log=
         # request, so the byte count is what crossed the network.
         open_kwargs = {"cache_type": "none"}
         path = url[len("s3://"):].rstrip("/")
+    elif url.startswith(("http://", "https://")):
+        import fsspec
+
+        # HATS catalogs served over HTTP(S) (the Gaia DR3 epoch catalog on
+        # data.lsdb.io); fsspec's HTTP filesystem needs aiohttp.
+        fs = fsspec.filesystem("https" if url.startswith("https") else "http")
+        open_kwargs = {}
+        path = url.rstrip("/")
     else:
         from fsspec.implementations.local import LocalFileSystem
 
@@ -643,8 +652,6 @@ class HiveCatalog(_Catalog):
         -------
         `pyarrow.Table`
         """
-        import pyarrow.compute as pc
-
         pixels = sorted({int(p) for o, p in partitions if int(o) == self.order})
         bad = [(o, p) for o, p in partitions if int(o) != self.order]
         if bad:

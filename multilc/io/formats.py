@@ -29,7 +29,7 @@ from astropy import units as u
 from astropy.table import QTable
 
 from multilc.io.registry import register_file_format
-from multilc.lightcurve import (_BAND_VARS, _OPTIONAL_OBS, LightCurveError,
+from multilc.lightcurve import (_BAND_VARS, LightCurveError,
                                 MultiBandLightCurve, TIME_FORMAT, TIME_REFERENCE,
                                 TIME_SCALE, _assemble)
 

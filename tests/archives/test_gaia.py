@@ -20,7 +20,6 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import MultiBandLightCurve, collect
-from multilc.testing.pytest_plugin import replay_server  # noqa: F401  (fixture)
 from multilc.testing.tap import ADQLError, TAPStandin
 
 gaia = pytest.importorskip("multilc.archives.gaia")

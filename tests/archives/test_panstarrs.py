@@ -21,7 +21,6 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import MultiBandLightCurve, collect
-from multilc.testing.pytest_plugin import replay_server  # noqa: F401  (fixture)
 
 ps1 = pytest.importorskip("multilc.archives.panstarrs")
 

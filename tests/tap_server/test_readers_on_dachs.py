@@ -33,7 +33,6 @@ pytest.importorskip("pyvo")
 from pyvo.dal import DALOverflowWarning  # noqa: E402
 
 from multilc import collect  # noqa: E402
-from multilc.testing.pytest_plugin import replay_server  # noqa: E402,F401  (fixture)
 
 pytestmark = pytest.mark.tap_server
 

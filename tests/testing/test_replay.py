@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from multilc.testing import Fault, ReplayServer
-from multilc.testing.pytest_plugin import replay_server  # noqa: F401  (fixture)
 
 VOTABLE_BODY = (b'<?xml version="1.0"?>\n<VOTABLE version="1.4"><RESOURCE type="results">'
                 b'<TABLE><FIELD name="x" datatype="int"/><DATA><TABLEDATA>'

@@ -14,7 +14,6 @@ pyvo = pytest.importorskip("pyvo")
 from pyvo.dal import DALOverflowWarning, DALQueryError  # noqa: E402
 
 from multilc.testing import ADQLError, TAPStandin  # noqa: E402
-from multilc.testing.pytest_plugin import replay_server  # noqa: F401,E402  (fixture)
 
 VOTABLE_NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
 
