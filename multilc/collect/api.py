@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 from astropy import units as u
 
+from multilc.errors import MultilcError
 from multilc.io.registry import _register_archive_format
 
 __all__ = ["Archive", "Batch", "ParseResult", "Failure", "ArchiveError", "TransientError",
@@ -35,7 +36,7 @@ ARCHIVES: dict[str, type[Archive]] = {}
 
 
 # --------------------------------------------------------------------------- errors
-class ArchiveError(Exception):
+class ArchiveError(MultilcError):
     """A failure talking to an archive; names the archive and the targets.
 
     Parameters
