@@ -496,7 +496,7 @@ def _release_root(archive, batch):
     folder = cache / stem
     if folder.exists():
         return folder
-    with _RELEASE_LOCK, _process_lock(cache / stem):
+    with _RELEASE_LOCK, _process_lock(cache / f"{stem}.download"):
         if folder.exists():  # unpacked by another thread or process meanwhile
             return folder
         zip_path = cache / f"{stem}.zip"
