@@ -103,6 +103,10 @@ class Field:
     aliases : tuple of str
         Other names the archive uses for the column (case variants, older
         releases); the first one present is used.
+    accepts : tuple of units
+        Units an archive declares that mean *unit* with a factor of 1, where
+        astropy cannot see it (the Gaia archive writes epoch fluxes in
+        electrons per second as ``s-1``: the electron is a count).
     """
 
     name: str
@@ -115,12 +119,27 @@ class Field:
     nullable: bool = False
     fill: Any = None
     aliases: tuple = ()
+    accepts: tuple = ()
 
     def __post_init__(self):
         if self.kind not in ("float", "int", "str", "bool"):
             raise ValueError(f"Field {self.name}: kind must be float, int, str or bool")
         if self.unit is not None and not isinstance(self.unit, u.UnitBase):
             object.__setattr__(self, "unit", u.Unit(self.unit))
+        object.__setattr__(self, "accepts", tuple(u.Unit(a) for a in self.accepts))
+
+    def factor(self, declared):
+        """Factor from the *declared* unit to this field's unit.
+
+        Raises
+        ------
+        astropy.units.UnitConversionError
+            When the declared unit cannot be converted.
+        """
+        if declared is None or self.unit is None or declared == self.unit or \
+                any(declared == a for a in self.accepts):
+            return 1.0
+        return float(declared.to(self.unit))
 
 
 @dataclasses.dataclass
@@ -318,9 +337,11 @@ class ResponseContract:
                         declared_unit(table, name)
                 except ValueError as exc:
                     raise self.error(f"column {name!r}: {exc}", objectids) from None
-                if have is not None and have != f.unit:
+                if have is not None:
                     try:
-                        values = (values * have).to_value(f.unit)
+                        scale = f.factor(have)
+                        if scale != 1.0:
+                            values = values * scale
                     except u.UnitConversionError:
                         raise self.error(
                             f"column {name!r} is declared in {have}, which cannot be "
