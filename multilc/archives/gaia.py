@@ -87,7 +87,8 @@ from astropy.time import Time
 from multilc.collect.api import (Archive, Failure, ParseResult, http_request, http_session,
                                  register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, table_from_text)
+                                      TruncatedResponse, html_answer_of,
+                                      record_last_response, table_from_text)
 from multilc.errors import FileFormatError, InputError, MultilcError
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
@@ -632,8 +633,8 @@ class Gaia(Archive):
 
         upload = Table({"objectid": np.asarray(batch.objectid, "int64"),
                         "ra": np.asarray(batch.ra, float), "dec": np.asarray(batch.dec, float)})
-        service = pyvo.dal.TAPService(self.setting("tap_url"),
-                                      session=http_session(self.timeout))
+        session = record_last_response(http_session(self.timeout))
+        service = pyvo.dal.TAPService(self.setting("tap_url"), session=session)
         try:
             with warnings.catch_warnings():
                 # An overflow is checked below and reported as a failure.
@@ -647,6 +648,10 @@ class Gaia(Archive):
             raise self.error(f"TAP service error: {exc}", batch,
                              transient=transient) from exc
         except ValueError as exc:  # not a VOTable (an HTML page, ...)
+            html = html_answer_of(session, archive=NAME, what="TAP crossmatch answer",
+                                  objectids=batch.objectid.tolist())
+            if html is not None:
+                raise html from exc
             raise self.error(f"the TAP service answered something that is not a "
                              f"VOTable: {exc}", batch) from exc
         if str(getattr(result, "query_status", "OK")).upper() == "OVERFLOW":

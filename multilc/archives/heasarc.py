@@ -118,7 +118,8 @@ from astropy.time import Time
 from multilc.archives import icecube as _icecube
 from multilc.collect.api import Archive, ParseResult, check_radius, http_session, \
     register_archive
-from multilc.collect.contract import MJD_RANGE, Field, ResponseContract, merge_dropped
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, html_answer_of,
+                                      merge_dropped, record_last_response)
 from multilc.errors import FileFormatError, InputError
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve, make_events
@@ -354,7 +355,8 @@ class _HeasarcTAP(Archive):
             DALServiceError
 
         url = self.setting("tap_url")
-        service = pyvo.dal.TAPService(url, session=http_session(self.timeout))
+        session = record_last_response(http_session(self.timeout))
+        service = pyvo.dal.TAPService(url, session=session)
         uploads = {UPLOAD_NAME: upload_table(batch)}
         maxrec = int(self.setting("maxrec")) or None
         use_async = len(batch) > int(self.setting("sync_max_targets"))
@@ -376,6 +378,7 @@ class _HeasarcTAP(Archive):
                     raise self.error(f"TAP request to {url} failed: {_short(exc)}", batch,
                                      transient=True) from exc
                 if isinstance(exc, DALFormatError):
+                    _raise_if_html(session, self.name, batch, exc)
                     raise self.error(f"the answer from {url} is not a TAP result VOTable: "
                                      f"{_short(exc)}", batch) from exc
                 code = getattr(exc, "code", None)
@@ -386,12 +389,21 @@ class _HeasarcTAP(Archive):
                 raise self.error(f"TAP request to {url} failed: {exc}", batch,
                                  transient=True) from exc
             except Exception as exc:  # e.g. an HTML page the VOTable parser chokes on
+                _raise_if_html(session, self.name, batch, exc)
                 raise self.error(f"the answer from {url} is not a TAP result VOTable: "
                                  f"{type(exc).__name__}: {_short(exc)}", batch) from exc
         if str(getattr(result, "query_status", "OK")).upper() == "OVERFLOW":
             raise self.error(f"the service cut the result at {len(table)} rows (its row "
                              "limit); use a smaller chunk_size", batch)
         return Table(table, masked=False)
+
+
+def _raise_if_html(session, archive, batch, exc):
+    """Raise `HtmlAnswer` (retried once) when the service sent an HTML page."""
+    html = html_answer_of(session, archive=archive, what="TAP answer",
+                          objectids=batch.objectid.tolist())
+    if html is not None:
+        raise html from exc
 
 
 def _connection_problem(exc):

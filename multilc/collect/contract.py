@@ -43,6 +43,7 @@ from astropy import units as u
 from multilc.collect.api import PermanentError, TransientError
 
 __all__ = ["Field", "ResponseContract", "Checked", "ResponseError", "TruncatedResponse",
+           "HtmlAnswer", "html_answer_of", "record_last_response",
            "table_from_text", "check_text_complete", "check_votable_status",
            "looks_like_html", "html_title", "declared_unit", "merge_dropped",
            "MJD_RANGE"]
@@ -70,6 +71,17 @@ class ResponseError(PermanentError):
 
 class TruncatedResponse(TransientError):
     """An archive answer that was cut off (retrying may give the whole of it)."""
+
+
+class HtmlAnswer(TransientError):
+    """An HTML page (a proxy's or portal's error page) where data was expected.
+
+    Often a passing outage, so it is worth one more try, but not more: the
+    engine retries it at most `retry_limit` times, then reports it as
+    permanent with the page's title.
+    """
+
+    retry_limit = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -636,8 +648,8 @@ def table_from_text(content, fmt, *, archive, what, objectids=None):
         text = content
         raw = None
     if looks_like_html(text):
-        raise ResponseError(f"{what}: an HTML page came where {fmt} was expected: "
-                            f"{html_title(text)!r}", archive=archive, objectids=objectids)
+        raise HtmlAnswer(f"{what}: an HTML page came where {fmt} was expected: "
+                         f"{html_title(text)!r}", archive=archive, objectids=objectids)
     try:
         if fmt == "votable":
             from astropy.io import votable
@@ -695,3 +707,37 @@ def check_votable_status(vot, *, archive, what="VOTable", objectids=None):
             raise ResponseError(f"{what}: the answer was truncated at the service's row "
                                 "limit (QUERY_STATUS=OVERFLOW); use smaller batches",
                                 archive=archive, objectids=objectids)
+
+
+def html_answer_of(session_or_response, *, archive, what, objectids=None):
+    """`HtmlAnswer` if the last HTTP answer seen was an HTML page, else None.
+
+    For clients such as pyvo that parse the body themselves and report an
+    HTML page only as "not a VOTable": pass the `requests.Session` they used
+    after `record_last_response` was attached to it.
+    """
+    resp = getattr(session_or_response, "multilc_last_response", session_or_response)
+    if resp is None or not hasattr(resp, "headers"):
+        return None
+    ctype = resp.headers.get("Content-Type", "").lower()
+    try:
+        body = resp.content[:20000]
+    except Exception:  # noqa: BLE001 - a body already consumed or broken
+        body = b""
+    if "html" in ctype or looks_like_html(body):
+        return HtmlAnswer(f"{what}: an HTML page (HTTP {resp.status_code}) came where data "
+                          f"was expected: {html_title(body)!r}", archive=archive,
+                          objectids=objectids)
+    return None
+
+
+def record_last_response(session):
+    """Make *session* remember its last response (``session.multilc_last_response``)."""
+    session.multilc_last_response = None
+
+    def hook(resp, *args, **kwargs):
+        session.multilc_last_response = resp
+        return resp
+
+    session.hooks.setdefault("response", []).append(hook)
+    return session
