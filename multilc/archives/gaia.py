@@ -87,7 +87,7 @@ from astropy.time import Time
 from multilc.collect.api import (Archive, Failure, ParseResult, http_request, http_session,
                                  register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, html_answer_of,
+                                      HtmlAnswer, TruncatedResponse, html_answer_of,
                                       record_last_response, table_from_text)
 from multilc.errors import FileFormatError, InputError, MultilcError
 from multilc.io.registry import register_file_format
@@ -629,7 +629,8 @@ class Gaia(Archive):
 
     def _crossmatch(self, batch):
         import pyvo
-        from pyvo.dal import DALQueryError, DALServiceError
+        import requests
+        from pyvo.dal import DALFormatError, DALQueryError, DALServiceError
 
         upload = Table({"objectid": np.asarray(batch.objectid, "int64"),
                         "ra": np.asarray(batch.ra, float), "dec": np.asarray(batch.dec, float)})
@@ -642,18 +643,24 @@ class Gaia(Archive):
                 result = service.run_sync(self.adql(), uploads={"mytable": upload})
         except DALQueryError as exc:
             raise self.error(f"the TAP crossmatch was refused: {exc}", batch) from exc
+        except requests.RequestException as exc:
+            raise self.error(f"TAP request failed: {exc}", batch, transient=True) from exc
+        except (DALFormatError, ValueError) as exc:  # not a VOTable (HTML, cut, ...)
+            if isinstance(getattr(exc, "cause", None), requests.RequestException):
+                # pyvo wraps a connection broken while reading the VOTable
+                raise self.error(f"TAP answer broke off: {exc}", batch,
+                                 transient=True) from exc
+            problem = html_answer_of(session, archive=NAME, what="TAP crossmatch answer",
+                                     objectids=batch.objectid.tolist())
+            if problem is not None:
+                raise problem from exc
+            raise self.error(f"the TAP service answered something that is not a "
+                             f"VOTable: {exc}", batch) from exc
         except DALServiceError as exc:
             code = getattr(exc, "code", None)
             transient = code is None or code == 429 or (isinstance(code, int) and code >= 500)
             raise self.error(f"TAP service error: {exc}", batch,
                              transient=transient) from exc
-        except ValueError as exc:  # not a VOTable (an HTML page, ...)
-            html = html_answer_of(session, archive=NAME, what="TAP crossmatch answer",
-                                  objectids=batch.objectid.tolist())
-            if html is not None:
-                raise html from exc
-            raise self.error(f"the TAP service answered something that is not a "
-                             f"VOTable: {exc}", batch) from exc
         if str(getattr(result, "query_status", "OK")).upper() == "OVERFLOW":
             raise self.error(f"the TAP service cut the crossmatch at {len(result)} rows "
                              "(its row limit); use a smaller chunk_size or radius", batch)
@@ -677,6 +684,10 @@ class Gaia(Archive):
             resp = http_request(self, batch, "POST", url, session=session, data=data,
                                 timeout=self.timeout)
             body = resp.content
+            problem = html_answer_of(resp, archive=NAME, what="DataLink answer",
+                                     objectids=batch.objectid.tolist())
+            if isinstance(problem, HtmlAnswer):
+                raise problem
             if not body.startswith(b"PK"):
                 head = body[:200].decode("utf-8", "replace").strip().replace("\n", " ")
                 raise self.error(f"DataLink answered something that is not a zip for "

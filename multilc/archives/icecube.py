@@ -84,7 +84,8 @@ from astropy.time import Time
 
 from multilc.collect.api import (Archive, Batch, ParseResult, check_radius, http_request,
                                  register_archive)
-from multilc.collect.contract import MJD_RANGE, Field, ResponseContract, ResponseError
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      merge_dropped)
 from multilc.errors import FileFormatError, InputError
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve, make_events
@@ -138,6 +139,18 @@ CANDIDATE_COLUMNS = ("objectid", "mjd", "energy_gev", "ang_err", "ra", "dec")
 
 DEFAULT_OPTIONS = {"max_search_radius": 2 * u.deg, "top_n": None, "match": "all"}
 
+#: What a row of a release event file must hold to be matched at all (same
+#: ranges as `CANDIDATE_CONTRACT`, on the file's own columns).  Rows that
+#: fail are left out of the match and counted (``read_season_file`` puts the
+#: counts in the table's ``meta["dropped"]``).
+EVENT_CONTRACT = ResponseContract(
+    archive=ARCHIVE_NAME, what="release event file",
+    fields=(Field("mjd", "float", unit=u.d, valid=MJD_RANGE),
+            Field("log10_energy", "float", valid=(1.0, 10.0)),
+            Field("ang_err", "float", unit=u.deg, positive=True, valid=(None, 180.0)),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0))))
+
 #: What a candidate (target, event) row must hold, from whichever route
 #: (release files or HEASARC's copy).  Plausible ranges: `MJD_RANGE`; the
 #: release's muon-energy proxy spans 10**1.5 - 10**9 GeV (release readme and
@@ -185,7 +198,8 @@ def read_season_file(path):
     `~astropy.table.Table`
         Columns ``mjd`` [d, UT1], ``log10_energy`` [log10(E/GeV)], ``ang_err``
         [deg], ``ra``, ``dec`` [deg] (plus ``azimuth``, ``zenith`` when present)
-        and ``line`` (1-based line number in the file).
+        and ``line`` (1-based line number in the file).  Rows outside
+        `EVENT_CONTRACT` are left out and counted in ``meta["dropped"]``.
 
     Raises
     ------
@@ -231,6 +245,10 @@ def read_season_file(path):
     table = Table({EVENT_COLUMNS.get(n, n): frame[n].to_numpy() for n in names})
     # Comment lines are only the header (checked above), so data row i is line i + 2.
     table["line"] = np.arange(2, len(table) + 2)
+    checked = EVENT_CONTRACT.check(table)
+    if len(checked) < len(table):
+        table = table[checked.index]
+    table.meta["dropped"] = dict(checked.dropped)
     return table
 
 
@@ -297,7 +315,12 @@ def load_events(files):
         tables.append(t)
     if not tables:
         raise ValueError(f"{ARCHIVE_NAME}: no season files given")
-    return vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    dropped = {}
+    for t in tables:
+        merge_dropped(dropped, t.meta.get("dropped"))
+    out = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    out.meta["dropped"] = dropped
+    return out
 
 
 # --------------------------------------------------------------------------- match
@@ -574,11 +597,18 @@ class IceCube(Archive):
     def query(self, batch):
         """Candidate events within ``max_search_radius`` of the batch's targets."""
         events, coord = _release_events(self, batch)
-        return match_candidates(events, batch, batch.options["max_search_radius"], coord)
+        candidates = match_candidates(events, batch, batch.options["max_search_radius"],
+                                      coord)
+        # Rows of the release itself left out (EVENT_CONTRACT) are counted once,
+        # in the report of the plan's first batch.
+        release_dropped = dict(events.meta.get("dropped", {})) if batch.index == 0 else {}
+        return {"candidates": candidates, "release_dropped": release_dropped}
 
     def parse(self, raw, batch):
-        return events_from_candidates(raw, batch, self.name,
-                                      check_event_options(self.name, batch.options))
+        result = events_from_candidates(raw["candidates"], batch, self.name,
+                                        check_event_options(self.name, batch.options))
+        merge_dropped(result.dropped, raw.get("release_dropped"))
+        return result
 
 
 # --------------------------------------------------------------------------- file format
@@ -611,6 +641,7 @@ def read_events_file(path, targets=None, *, max_search_radius=2 * u.deg, top_n=N
     events = read_season_file(path)
     candidates = match_candidates(events, batch, options["max_search_radius"])
     result = events_from_candidates(candidates, batch, ARCHIVE_NAME, options)
+    merge_dropped(result.dropped, events.meta.get("dropped"))
     result.lc.report = CollectionReport(dropped={ARCHIVE_NAME: dict(result.dropped)})
     return result.lc
 

@@ -225,9 +225,13 @@ def parse_unit_string(text):
     s = str(text).strip()
     if s.lower() in _UNIT_ALIASES:
         return _UNIT_ALIASES[s.lower()]
-    for fmt in ("vounit", "cds", "generic"):
+    import warnings
+
+    for fmt in ("vounit", "generic", "cds"):
         try:
-            unit = u.Unit(s, format=fmt)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", u.UnitsWarning)
+                unit = u.Unit(s, format=fmt)
         except (ValueError, TypeError):
             continue
         if not isinstance(unit, u.UnrecognizedUnit):
@@ -257,7 +261,9 @@ def declared_unit(table, name):
         return None
     if isinstance(unit, u.UnrecognizedUnit):
         return parse_unit_string(unit.name)
-    return unit
+    # Parsed again from its text: a VOTable parser may have built a unit from
+    # another registry (an "electron" that is not astropy's electron).
+    return parse_unit_string(unit.to_string())
 
 
 # --------------------------------------------------------------------------- contract
@@ -710,7 +716,9 @@ def check_votable_status(vot, *, archive, what="VOTable", objectids=None):
 
 
 def html_answer_of(session_or_response, *, archive, what, objectids=None):
-    """`HtmlAnswer` if the last HTTP answer seen was an HTML page, else None.
+    """A transient error if the last HTTP answer was an HTML page or a cut VOTable.
+
+    Returns `HtmlAnswer`, `TruncatedResponse` or None.
 
     For clients such as pyvo that parse the body themselves and report an
     HTML page only as "not a VOTable": pass the `requests.Session` they used
@@ -728,14 +736,40 @@ def html_answer_of(session_or_response, *, archive, what, objectids=None):
         return HtmlAnswer(f"{what}: an HTML page (HTTP {resp.status_code}) came where data "
                           f"was expected: {html_title(body)!r}", archive=archive,
                           objectids=objectids)
+    try:
+        tail = resp.content[-400:]
+    except Exception:  # noqa: BLE001
+        tail = b""
+    head = body[:400].lstrip().lower()
+    if (head.startswith(b"<?xml") or b"<votable" in head) and \
+            b"</votable>" not in tail.lower():
+        # A VOTable whose closing tag never came: cut off in transmission
+        # (the transport may not notice when Content-Length matched the cut).
+        return TruncatedResponse(f"{what}: the VOTable ends before its closing "
+                                 "</VOTABLE> tag: cut off in transmission",
+                                 archive=archive, objectids=objectids)
     return None
 
 
+class _BufferedBody(io.BytesIO):
+    """A response body already read, offered again to clients that read ``raw``."""
+
+    def read(self, size=-1, decode_content=True, **kwargs):  # urllib3's signature
+        return super().read(size)
+
+
 def record_last_response(session):
-    """Make *session* remember its last response (``session.multilc_last_response``)."""
+    """Make *session* remember its last response (``session.multilc_last_response``).
+
+    The body is read at once (and offered again through ``response.raw``) so
+    that, when the client's parser fails, the body can still be looked at:
+    was it an HTML page, a VOTable cut short?
+    """
     session.multilc_last_response = None
 
     def hook(resp, *args, **kwargs):
+        data = resp.content  # transport errors surface here, as requests errors
+        resp.raw = _BufferedBody(data)
         session.multilc_last_response = resp
         return resp
 
