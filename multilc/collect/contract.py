@@ -43,6 +43,7 @@ from astropy import units as u
 from multilc.collect.api import PermanentError, TransientError
 
 __all__ = ["Field", "ResponseContract", "Checked", "ResponseError", "TruncatedResponse",
+           "HtmlAnswer", "html_answer_of", "record_last_response",
            "table_from_text", "check_text_complete", "check_votable_status",
            "looks_like_html", "html_title", "declared_unit", "merge_dropped",
            "MJD_RANGE"]
@@ -70,6 +71,17 @@ class ResponseError(PermanentError):
 
 class TruncatedResponse(TransientError):
     """An archive answer that was cut off (retrying may give the whole of it)."""
+
+
+class HtmlAnswer(TransientError):
+    """An HTML page (a proxy's or portal's error page) where data was expected.
+
+    Often a passing outage, so it is worth one more try, but not more: the
+    engine retries it at most `retry_limit` times, then reports it as
+    permanent with the page's title.
+    """
+
+    retry_limit = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +115,10 @@ class Field:
     aliases : tuple of str
         Other names the archive uses for the column (case variants, older
         releases); the first one present is used.
+    accepts : tuple of units
+        Units an archive declares that mean *unit* with a factor of 1, where
+        astropy cannot see it (the Gaia archive writes epoch fluxes in
+        electrons per second as ``s-1``: the electron is a count).
     """
 
     name: str
@@ -115,12 +131,27 @@ class Field:
     nullable: bool = False
     fill: Any = None
     aliases: tuple = ()
+    accepts: tuple = ()
 
     def __post_init__(self):
         if self.kind not in ("float", "int", "str", "bool"):
             raise ValueError(f"Field {self.name}: kind must be float, int, str or bool")
         if self.unit is not None and not isinstance(self.unit, u.UnitBase):
             object.__setattr__(self, "unit", u.Unit(self.unit))
+        object.__setattr__(self, "accepts", tuple(u.Unit(a) for a in self.accepts))
+
+    def factor(self, declared):
+        """Factor from the *declared* unit to this field's unit.
+
+        Raises
+        ------
+        astropy.units.UnitConversionError
+            When the declared unit cannot be converted.
+        """
+        if declared is None or self.unit is None or declared == self.unit or \
+                any(declared == a for a in self.accepts):
+            return 1.0
+        return float(declared.to(self.unit))
 
 
 @dataclasses.dataclass
@@ -194,9 +225,13 @@ def parse_unit_string(text):
     s = str(text).strip()
     if s.lower() in _UNIT_ALIASES:
         return _UNIT_ALIASES[s.lower()]
-    for fmt in ("vounit", "cds", "generic"):
+    import warnings
+
+    for fmt in ("vounit", "generic", "cds"):
         try:
-            unit = u.Unit(s, format=fmt)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", u.UnitsWarning)
+                unit = u.Unit(s, format=fmt)
         except (ValueError, TypeError):
             continue
         if not isinstance(unit, u.UnrecognizedUnit):
@@ -226,7 +261,9 @@ def declared_unit(table, name):
         return None
     if isinstance(unit, u.UnrecognizedUnit):
         return parse_unit_string(unit.name)
-    return unit
+    # Parsed again from its text: a VOTable parser may have built a unit from
+    # another registry (an "electron" that is not astropy's electron).
+    return parse_unit_string(unit.to_string())
 
 
 # --------------------------------------------------------------------------- contract
@@ -318,9 +355,11 @@ class ResponseContract:
                         declared_unit(table, name)
                 except ValueError as exc:
                     raise self.error(f"column {name!r}: {exc}", objectids) from None
-                if have is not None and have != f.unit:
+                if have is not None:
                     try:
-                        values = (values * have).to_value(f.unit)
+                        scale = f.factor(have)
+                        if scale != 1.0:
+                            values = values * scale
                     except u.UnitConversionError:
                         raise self.error(
                             f"column {name!r} is declared in {have}, which cannot be "
@@ -615,8 +654,8 @@ def table_from_text(content, fmt, *, archive, what, objectids=None):
         text = content
         raw = None
     if looks_like_html(text):
-        raise ResponseError(f"{what}: an HTML page came where {fmt} was expected: "
-                            f"{html_title(text)!r}", archive=archive, objectids=objectids)
+        raise HtmlAnswer(f"{what}: an HTML page came where {fmt} was expected: "
+                         f"{html_title(text)!r}", archive=archive, objectids=objectids)
     try:
         if fmt == "votable":
             from astropy.io import votable
@@ -674,3 +713,65 @@ def check_votable_status(vot, *, archive, what="VOTable", objectids=None):
             raise ResponseError(f"{what}: the answer was truncated at the service's row "
                                 "limit (QUERY_STATUS=OVERFLOW); use smaller batches",
                                 archive=archive, objectids=objectids)
+
+
+def html_answer_of(session_or_response, *, archive, what, objectids=None):
+    """A transient error if the last HTTP answer was an HTML page or a cut VOTable.
+
+    Returns `HtmlAnswer`, `TruncatedResponse` or None.
+
+    For clients such as pyvo that parse the body themselves and report an
+    HTML page only as "not a VOTable": pass the `requests.Session` they used
+    after `record_last_response` was attached to it.
+    """
+    resp = getattr(session_or_response, "multilc_last_response", session_or_response)
+    if resp is None or not hasattr(resp, "headers"):
+        return None
+    ctype = resp.headers.get("Content-Type", "").lower()
+    try:
+        body = resp.content[:20000]
+    except Exception:  # noqa: BLE001 - a body already consumed or broken
+        body = b""
+    if "html" in ctype or looks_like_html(body):
+        return HtmlAnswer(f"{what}: an HTML page (HTTP {resp.status_code}) came where data "
+                          f"was expected: {html_title(body)!r}", archive=archive,
+                          objectids=objectids)
+    try:
+        tail = resp.content[-400:]
+    except Exception:  # noqa: BLE001
+        tail = b""
+    head = body[:400].lstrip().lower()
+    if (head.startswith(b"<?xml") or b"<votable" in head) and \
+            b"</votable>" not in tail.lower():
+        # A VOTable whose closing tag never came: cut off in transmission
+        # (the transport may not notice when Content-Length matched the cut).
+        return TruncatedResponse(f"{what}: the VOTable ends before its closing "
+                                 "</VOTABLE> tag: cut off in transmission",
+                                 archive=archive, objectids=objectids)
+    return None
+
+
+class _BufferedBody(io.BytesIO):
+    """A response body already read, offered again to clients that read ``raw``."""
+
+    def read(self, size=-1, decode_content=True, **kwargs):  # urllib3's signature
+        return super().read(size)
+
+
+def record_last_response(session):
+    """Make *session* remember its last response (``session.multilc_last_response``).
+
+    The body is read at once (and offered again through ``response.raw``) so
+    that, when the client's parser fails, the body can still be looked at:
+    was it an HTML page, a VOTable cut short?
+    """
+    session.multilc_last_response = None
+
+    def hook(resp, *args, **kwargs):
+        data = resp.content  # transport errors surface here, as requests errors
+        resp.raw = _BufferedBody(data)
+        session.multilc_last_response = resp
+        return resp
+
+    session.hooks.setdefault("response", []).append(hook)
+    return session

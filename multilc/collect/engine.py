@@ -263,7 +263,10 @@ def run_batch(archive, batch, runtime):
                 break
             except Exception as exc:  # noqa: BLE001 - classified, reported, never lost
                 transient = _classify(exc)
-                if transient and attempt <= runtime.retries:
+                # Some transient failures deserve fewer retries (an HTML page
+                # where data was expected: one more try, then it is permanent).
+                limit = min(runtime.retries, getattr(exc, "retry_limit", runtime.retries))
+                if transient and attempt <= limit:
                     delay = min(runtime.backoff_max, runtime.backoff * 2 ** (attempt - 1))
                     delay *= random.uniform(0.5, 1.0)  # jitter
                     log.debug(f"{archive.name}: {exc}; retry {attempt} in {delay:.2f} s")
@@ -271,7 +274,7 @@ def run_batch(archive, batch, runtime):
                     continue
                 result.failures.append(Failure(
                     archive.name, ids, type(exc).__name__, _message(archive, batch, exc),
-                    transient, attempt))
+                    transient and limit == runtime.retries, attempt))
                 result.seconds = time.monotonic() - start
                 return result
         if cache_file is not None and runtime.use_cache:
