@@ -71,7 +71,7 @@ class PlainFormatter(ticker.Formatter):
         self.decimals = 0
 
     def set_locs(self, locs):
-        self.locs = locs
+        super().set_locs(locs)
         vals = np.unique(np.asarray(locs, dtype=float) / self.scale)
         vals = vals[np.isfinite(vals)]
         if self.log or not vals.size:
@@ -147,7 +147,7 @@ class CalendarFormatter(ticker.Formatter):
         self.fmt = "%Y"
 
     def set_locs(self, locs):
-        self.locs = locs
+        super().set_locs(locs)
         vals = np.unique(np.asarray(locs, dtype=float))
         vals = vals[np.isfinite(vals)]
         step = np.min(np.diff(vals)) if vals.size > 1 else 366.0
