@@ -97,9 +97,10 @@ class PlainFormatter(ticker.Formatter):
 class LogTicks(ticker.Locator):
     """Major ticks of a logarithmic flux axis that are all worth a label.
 
-    Decades when at least three are in view; else 1-2-5 per decade; else
-    every integer multiple of a decade; else (a range narrower than that)
-    evenly spaced round numbers.  At least two labelled ticks in every case.
+    Decades when at least three are in view; else 1-2-5 per decade (or
+    1-2-3-5 when 1-2-5 would leave fewer than four labels); else every
+    integer multiple of a decade; else (a range narrower than that) evenly
+    spaced round numbers.  At least two labelled ticks in every case.
 
     Parameters
     ----------
@@ -123,7 +124,8 @@ class LogTicks(ticker.Locator):
         lo, hi = int(np.floor(np.log10(vmin))), int(np.ceil(np.log10(vmax)))
         decades = 10.0 ** np.arange(lo, hi + 1)
         tol = 1e-9
-        for subs, least in (((1.0,), 3), ((1.0, 2.0, 5.0), 2), (tuple(range(1, 10)), 2)):
+        for subs, least in (((1.0,), 3), ((1.0, 2.0, 5.0), 4), ((1.0, 2.0, 3.0, 5.0), 3),
+                            ((1.0, 2.0, 5.0), 2), (tuple(range(1, 10)), 2)):
             ticks = np.sort(np.outer(decades, subs).ravel())
             inside = (ticks >= vmin * (1 - tol)) & (ticks <= vmax * (1 + tol))
             if inside.sum() >= least:

@@ -290,6 +290,7 @@ class _Band:
     n_clipped: int
     flux: np.ndarray      # detections in storage unit (mJy or e-/s), for the zoom
     flux_err: np.ndarray
+    wavelength: float = np.nan  # [Angstrom], for the drawing order
 
 
 def _time_bounds(time_range):
@@ -354,7 +355,7 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
         else:
             y, yerr, ylim = fd, ed, fl
         out.append(_Band(name, band_style(name), td, y, yerr, tl, ylim,
-                         int(clipped.sum()), fd, ed))
+                         int(clipped.sum()), fd, ed, float(wavelengths[code])))
     out = [b for b in out if len(b.time) or len(b.limit_time)]
     # Legend order: archives in a fixed order, then by wavelength.
     rank = {name: i for i, name in enumerate(ARCHIVE_NAMES)}
@@ -496,7 +497,7 @@ _RASTERIZE_ABOVE = 3000  # points per artist above which PDF output is rasterise
 #: Bands with more points than this in a panel are drawn translucent (opacity
 #: falling as 1/sqrt(n)) and below the sparser bands, so that a dense band
 #: does not hide the others.
-_DENSE = 200
+_DENSE = 100
 _OPAQUE = 0.85
 #: Count rates in a stretch shorter than this fraction of the time axis (a
 #: 27-day TESS sector on a 14-year axis is 0.5 %) get panels of their own.
@@ -584,8 +585,14 @@ def _time_axis(ax, sizes, nbins=None):
 
 
 def _band_order(bands):
-    """Drawing order: densest band first (lowest), sparsest last (on top)."""
-    return sorted(bands, key=lambda b: (-len(b.time), b.name))
+    """Drawing order: densest band first (lowest), sparsest last (on top).
+
+    Bands within a factor 2 in number of points count as equally dense; among
+    those the longer wavelength goes first, so that ZTF g stays visible on
+    top of a ZTF r band sampled as densely.
+    """
+    return sorted(bands, key=lambda b: (-int(np.log2(max(len(b.time), 1))),
+                                        -np.nan_to_num(b.wavelength, nan=0.0), b.name))
 
 
 def _draw_bands(ax, bands, sizes, arrow):
