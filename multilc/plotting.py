@@ -417,6 +417,8 @@ def _resolve_target(lc, objectid):
         if matches:
             raise PlotError(f"the name {objectid!r} belongs to objectids {matches}; pass "
                             "one objectid")
+        if objectid.strip().lstrip("+-").isdigit():  # "4" from a command line
+            return _resolve_target(lc, int(objectid))
         raise PlotError(f"no object is named {objectid!r} in this light curve; pass an "
                         "objectid or one of its names")
     if int(objectid) not in set(ids.tolist()):

@@ -451,6 +451,14 @@ def test_short_count_rate_stretches_get_their_own_panels():
     # where the sectors lie is marked on the shared time axis
     marks = [ln for ln in axes["calibrated"].lines if ln.get_gid() == "count-rate segment"]
     assert [tuple(m.get_xdata()) for m in marks] == [(s, s + 27 - 1 / 24) for s in starts]
+    # Twelve sectors: at most two rows of four panels; the closest merge.
+    many = [58000.0 + 120.0 * k for k in range(12)]
+    axes = _axes(plot(_tess_sectors(many, n=54, step=0.5), objectid=1))
+    seg = sorted(name for name in axes if name.startswith("instrumental"))
+    assert len(seg) == 8
+    shown = np.concatenate([[ln.get_xdata() for ln in axes[name].lines
+                             if ln.get_gid() == "tess:TESS"][0] for name in seg])
+    assert shown.size == 12 * 54          # every point is in some panel
     # A target with one sector and nothing else: one ordinary panel.
     fig = plot(_tess_sectors([58650.0], with_optical=False), objectid=1)
     assert set(_axes(fig)) == {"instrumental"}
@@ -506,6 +514,7 @@ def test_names_in_titles_and_file_names(tmp_path):
     title = fig._suptitle.get_text()
     assert title.startswith("Mrk 590") and "objectid" not in title and "Yang 18" in title
     assert plot(lc, "Mrk 590")._suptitle.get_text() == title          # by name
+    assert plot(lc, "2")._suptitle.get_text().startswith("objectid 2")   # "2" as typed
     assert plot(lc, objectid=2)._suptitle.get_text().startswith("objectid 2")  # empty name
     with pytest.raises(PlotError, match="no object is named 'NGC 1'"):
         plot(lc, "NGC 1")
