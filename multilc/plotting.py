@@ -2,18 +2,26 @@
 
 The layout follows the multi-wavelength flare figures of van Velzen et al.
 (2021, arXiv:2111.09391): a main panel with every calibrated band as flux
-density against time (MJD TDB, calendar years on the top axis), events
+density against time (MJD TDB, calendar dates on the top axis), events
 (neutrinos, gamma-ray triggers) in their own strip above it, uncalibrated
-count rates (TESS, Kepler, K2 in e-/s) in their own panel below it, and an
+count rates (TESS, Kepler, K2 in e-/s) in their own panel below it, or, when
+they come in stretches too short for the shared time axis (a 27-day sector
+on a 14-year axis), in one panel per stretch (a broken axis), and an
 optional zoom panel on the densest band with an inverse-variance weighted
-running mean.  Panels appear only when they have something to show.
+running mean.  Panels appear only when they have something to show.  With
+``ax=`` one panel is drawn into the caller's Axes instead.
 
 Every band has one fixed colour and marker (`BAND_STYLES`, `band_style`),
 the same in every figure.  Colours come from the colour-blind-safe palette
 of Okabe & Ito (2008, "Color Universal Design", jfly.uni-koeln.de/color)
 and, for the fallback of unknown bands, Paul Tol's "muted" scheme (Tol 2021,
 SRON/EPS/TN/09-002, personal.sron.nl/~pault).  Colour encodes the wavelength
-range (g-like bands share a colour), the marker encodes the archive.
+range (g-like bands share a colour), the marker encodes the archive.  Dense
+bands are drawn first and translucent, so that sparser bands stay visible.
+
+Tick labels are plain decimals in one format per axis; a power of ten goes
+into the axis label (`multilc._plot_axes`).  Titles and file names use the
+object's ``name`` when the light curve has one.
 
 matplotlib is imported lazily, and no backend is chosen here: figures render
 headless (Agg) as well as in notebooks.  Importing this module registers the
