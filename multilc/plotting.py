@@ -265,22 +265,33 @@ def _sigma_pair(sigma_clip):
     return float(pair[0]), float(pair[1])
 
 
-def _outliers(value, sigma_lower, sigma_upper):
-    """Points of one band rejected by iterative sigma clipping.
+def _outliers(value, sigma_lower, sigma_upper, ignore=None):
+    """Values of one object and band rejected by iterative sigma clipping.
 
     `astropy.stats.sigma_clip` with the median as centre, the standard
-    deviation as scatter and at most 5 iterations: the defaults of
-    lightkurve's ``LightCurve.remove_outliers`` and of
-    ``MultiBandLightCurve.remove_outliers``, so that a figure drops the
-    points those drop.  The flux errors play no part.
+    deviation as spread and at most 5 iterations, on the finite values not
+    in *ignore* (upper limits): the test of
+    ``MultiBandLightCurve.remove_outliers`` (``multilc.lightcurve.clip_mask``)
+    and the defaults of lightkurve's ``LightCurve.remove_outliers``, so that
+    a figure drops the points those drop.  With fewer than 3 usable values
+    nothing is rejected.  The flux errors play no part.
+
+    Returns
+    -------
+    `numpy.ndarray` of bool
+        True for rejected values; NaN and ignored values are never rejected.
     """
     value = np.asarray(value, dtype=float)
-    if not value.size:
-        return np.zeros(0, bool)
-    clipped = astropy_sigma_clip(value, sigma_lower=sigma_lower, sigma_upper=sigma_upper,
-                                 maxiters=5, cenfunc="median", stdfunc="std", masked=True,
-                                 copy=True)
-    return np.ma.getmaskarray(clipped) & np.isfinite(value)
+    use = np.isfinite(value)
+    if ignore is not None:
+        use &= ~np.asarray(ignore, dtype=bool)
+    out = np.zeros(value.shape, bool)
+    if use.sum() < 3:
+        return out
+    clipped = astropy_sigma_clip(value[use], sigma_lower=sigma_lower, sigma_upper=sigma_upper,
+                                 maxiters=5, cenfunc="median", stdfunc="std", masked=True)
+    out[np.flatnonzero(use)] = np.ma.getmaskarray(clipped)
+    return out
 
 
 # --------------------------------------------------------------------------- data prep
@@ -334,15 +345,16 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
     for code, name in enumerate(names):
         sl = slice(starts[code], starts[code + 1])
         t, f, e, lim = time[sl], flux[sl], err[sl], flagged[sl]
+        # Clipping sees what remove_outliers sees: every finite flux of the
+        # band except the rows flagged as upper limits.
+        clipped = (_outliers(f, *sigma_clip, ignore=lim) if sigma_clip is not None
+                   else np.zeros(len(f), bool))
         if calibrated:
             # Non-positive fluxes cannot be detections on a flux-density or
             # magnitude scale: they are drawn as upper limits.
             lim = lim | (f <= 0)
-        det = ~lim & np.isfinite(f)
-        clipped = np.zeros(len(f), bool)
-        if sigma_clip is not None and det.sum() >= 3:
-            clipped[det] = _outliers(f[det], *sigma_clip)
-            det &= ~clipped
+        det = ~lim & np.isfinite(f) & ~clipped
+        lim = lim & ~clipped
         # The data model does not define what the flux of an upper_limit row
         # holds.  We take a positive flux as the limit itself, and for a
         # non-positive (forced-photometry) flux draw max(flux, 0) +
@@ -987,7 +999,8 @@ def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
         most 5 iterations; the semantics of
         ``MultiBandLightCurve.remove_outliers``): points further than this
         many standard deviations from the band's median, or a pair (lower,
-        upper) of limits below and above it.  Upper limits are never clipped.
+        upper) of limits below and above it, over the points in the drawn
+        time range.  Upper limits neither count nor are clipped.
         Off by default; the number dropped is shown in the title and legend
         when it is not zero.
     zoom : None, "auto" or str, optional

@@ -302,6 +302,21 @@ def test_sigma_clip_matches_astropy_per_band():
         assert len(cont[name][0].get_ydata()) == int((~expected.mask).sum())
 
 
+def test_sigma_clip_ignores_upper_limits():
+    # 30 detections at 1 mJy (+-0.01 noise) and 3 flagged limits at 50 mJy: the
+    # limits neither enter the statistics nor get clipped; a spike at 2 does.
+    rng = np.random.default_rng(5)
+    flux = np.r_[1.0 + rng.normal(0.0, 0.01, 30), 2.0, 50.0, 50.0, 50.0]
+    limit = np.r_[np.zeros(31, bool), np.ones(3, bool)]
+    lc = MultiBandLightCurve.from_arrays(
+        np.ones(34, int), ["ztf:g"] * 34, Time(T0 + np.arange(34.0), format="mjd", scale="tdb"),
+        flux * u.mJy, np.full(34, 0.01) * u.mJy, upper_limit=limit)
+    ax = _axes(plot(lc, sigma_clip=5))["calibrated"]
+    assert len(_containers(ax)["ztf:g"][0].get_xdata()) == 30      # the spike is gone
+    (limits,) = [ln for ln in ax.lines if ln.get_gid() == "ztf:g upper limits"]
+    assert np.allclose(limits.get_ydata(), 50.0)                    # all three limits stay
+
+
 def test_no_zero_outliers_in_title():
     t = T0 + np.arange(30.0)
     flat = MultiBandLightCurve.from_arrays(np.ones(30, int), ["ztf:g"] * 30,
