@@ -21,6 +21,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import MultiBandLightCurve, collect
+from multilc.errors import MultilcError
 
 ps1 = pytest.importorskip("multilc.archives.panstarrs")
 
@@ -56,6 +57,9 @@ DETECTIONS = Table(rows=[r for i, (o, ra, dec, _) in enumerate(OBJECTS)
 # a positional join would take it, the objID join must not.
 DETECTIONS.add_row(dict(objID=OBJECTS[2][0], detectID=777, filterID=2, obsTime=56000.0,
                         ra=150.0, dec=2.0, psfFlux=5e-4, psfFluxErr=1e-5, infoFlag=0))
+
+#: Rows with psfFlux or psfFluxErr == -999 among the three matched objects.
+MISSING_6 = {"psfFlux == -999 (missing)": 3, "psfFluxErr == -999 (missing)": 3}
 
 JSON_TYPES = {"objID": "long", "detectID": "long", "filterID": "unsignedByte",
               "obsTime": "double", "ra": "double", "dec": "double", "psfFlux": "float",
@@ -175,7 +179,7 @@ def test_service_end_to_end(api, monkeypatch, fmt):
     _check_object(lc, 11, 1)
     _check_object(lc, 12, 3)
     # -999 rows: 2 per matched object, counted
-    assert lc.report.dropped["panstarrs"] == {"psfFlux or psfFluxErr == -999 (missing)": 6}
+    assert lc.report.dropped["panstarrs"] == MISSING_6
     # separation from the mean position, by astropy
     sel, _ = _values(lc, 11, OBJECTS[1][0])
     sep = SkyCoord(150 * u.deg, 2 * u.deg).separation(
@@ -195,7 +199,8 @@ def test_service_nearest_and_infoflag_mask(api):
     assert len(dets) == 2                      # the nearest object of each target
     assert set(lc.ds["source_id"].values) == {OBJECTS[0][0], OBJECTS[3][0]}
     # odd k have infoFlag 8: k=1,3,5,9 (k=7 is already -999) -> 4 per object, 2 objects
-    assert lc.report.dropped["panstarrs"] == {"psfFlux or psfFluxErr == -999 (missing)": 4,
+    assert lc.report.dropped["panstarrs"] == {"psfFlux == -999 (missing)": 2,
+                                              "psfFluxErr == -999 (missing)": 2,
                                               "infoFlag & 8": 8}
     assert not (lc.ds["flag"].values & 8).any()
 
@@ -279,7 +284,7 @@ def test_detection_file(tmp_path, fmt, suffix):
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     lc = MultiBandLightCurve.read(path, format="panstarrs.detection", objectid=12)
     assert json.loads(lc.ds.attrs["dropped"]) == {
-        "psfFlux or psfFluxErr == -999 (missing)": 2}
+        "psfFlux == -999 (missing)": 1, "psfFluxErr == -999 (missing)": 1}
     good = rows[(rows["psfFlux"] != -999) & (rows["psfFluxErr"] != -999)]
     good.sort("obsTime")
     order = np.argsort(lc.ds["time"].values)
@@ -295,7 +300,7 @@ def test_detection_file(tmp_path, fmt, suffix):
 def test_detection_file_errors(tmp_path):
     path = tmp_path / "detection.csv"
     path.write_text("objID,psfFlux\n1,2\n")
-    with pytest.raises(ValueError, match="panstarrs: .* lacks detection columns"):
+    with pytest.raises(MultilcError, match="detection.csv: .* lacks columns"):
         MultiBandLightCurve.read(path, format="panstarrs.detection")
 
 
@@ -359,7 +364,7 @@ def _check_bulk(lc):
         np.testing.assert_allclose(lc.ds["time"].values[sel][order],
                                    expected_mjd_tdb(rows["obsTime"], ra, dec), atol=5e-7)
     assert OBJECTS[2][0] not in set(lc.ds["source_id"].values)
-    assert lc.report.dropped["panstarrs"] == {"psfFlux or psfFluxErr == -999 (missing)": 6}
+    assert lc.report.dropped["panstarrs"] == MISSING_6
 
 
 def test_bulk_local_partitions_opened_once(tmp_path, monkeypatch):
