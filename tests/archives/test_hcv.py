@@ -171,7 +171,8 @@ def test_missing_magnitudes_counted():
                        (NEAR, "ACS_F814W", 53002.0, 21.0, np.nan, "c"),
                        (NEAR, "XYZ_F999Q", 53003.0, 21.0, 0.1, "d")], names=LC_COLS)
     lc, dropped, failures = hcv.hcv_rows_to_lightcurve(rows, 3, ra=10.0, dec=20.0)
-    assert dropped["CorrMag missing"] == 1 and dropped["MagErr missing"] == 1
+    assert dropped["CorrMag missing (null/NaN)"] == 1
+    assert dropped["MagErr missing (null/NaN)"] == 1
     assert dropped["unknown HST band hst:XYZ_F999Q"] == 1
     assert len(failures) == 1 and "objectid 3" in failures[0].message
     np.testing.assert_allclose(lc.flux.to_value(u.mJy), expected_mjy([20.0]), rtol=1e-4)
