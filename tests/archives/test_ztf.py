@@ -295,7 +295,8 @@ def test_read_dr_parquet_file(tmp_path):
     assert lc.report.dropped["ztf"] == {"catflags & 32768": 1}
     bad = tmp_path / "other.parquet"
     pq.write_table(pa.table({"x": [1]}), bad)
-    with pytest.raises(ValueError, match="not a ZTF light-curve parquet file"):
+    with pytest.raises(multilc.errors.FileFormatError,
+                       match="not a ZTF light-curve parquet file"):
         MultiBandLightCurve.read(bad, format="ztf.parquet")
 
 
