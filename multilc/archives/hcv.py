@@ -298,13 +298,14 @@ class HcvArchive(Archive):
         def one(i):
             who = [int(batch.objectid[i])]
             ra, dec = float(batch.ra[i]), float(batch.dec[i])
-            summary_text = self._get(batch, self._url("summary_table"),
+            mine = batch.subset(np.arange(len(batch)) == i)  # errors name this target
+            summary_text = self._get(mine, self._url("summary_table"),
                                      {"ra": ra, "dec": dec, "radius": radius_deg}, who)
             summary = _checked_summary(summary_text, who)
             ids, _ = _choose_matches(summary, ra, dec, self.options["match"])
             curves = {}
             for mid in ids:
-                text = self._get(batch, self._url("lightcurve_table"), {"MatchID": mid},
+                text = self._get(mine, self._url("lightcurve_table"), {"MatchID": mid},
                                  who)
                 _read_table(text, f"hcv MatchID {mid}", who)  # cut-off answers retried
                 curves[mid] = text
@@ -338,6 +339,8 @@ class HcvArchive(Archive):
                 for mid, text in target["lightcurves"].items():
                     rows = _read_table(text, f"hcv MatchID {mid}", [oid])
                     if len(rows) == 0:
+                        if rows.colnames:  # a header alone must still be the right one
+                            LIGHTCURVE_CONTRACT.check(rows, objectids=[oid])
                         merge_dropped(drops, {"object without light-curve rows": 1})
                         continue
                     lc, d, f = hcv_rows_to_lightcurve(

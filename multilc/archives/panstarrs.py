@@ -430,16 +430,18 @@ class PanSTARRS(Archive):
 
         def one(i):
             oid, ra, dec = int(batch.objectid[i]), float(batch.ra[i]), float(batch.dec[i])
+            # errors of this target's requests name this target only
+            mine = batch.subset(np.arange(len(batch)) == i)
             params = {"ra": repr(ra), "dec": repr(dec), "radius": repr(radius_deg),
                       "nDetections.min": int(self.options["min_detections"]),
                       "columns": "[" + ",".join(MEAN_COLUMNS) + "]"}
-            mean = self._get(session, batch, "mean", params, fmt, oid)
+            mean = self._get(session, mine, "mean", params, fmt, oid)
             objects = self._matched_objects(mean, fmt, ra, dec, oid)
             detections = {}
             for obj_id in objects["objID"]:
                 params = {"objID": str(int(obj_id)),
                           "columns": "[" + ",".join(DETECTION_COLUMNS) + "]"}
-                text = self._get(session, batch, "detection", params, fmt, oid)
+                text = self._get(session, mine, "detection", params, fmt, oid)
                 # Check now: a cut-off answer is retried while the target is in hand.
                 _check(DETECTION_CONTRACT, text, fmt, [oid], "detection table")
                 detections[int(obj_id)] = text

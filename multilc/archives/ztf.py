@@ -384,7 +384,7 @@ class ZTF(Archive):
             who = [int(batch.objectid[i])]
             params = {"POS": f"CIRCLE {ra:.9f} {dec:.9f} {radius}",
                       "BANDNAME": ",".join(batch.options["bands"]), "FORMAT": "csv"}
-            resp = http_request(self, batch, "GET", self.setting("api_url"), params=params,
+            resp = http_request(self, batch.subset(np.arange(len(batch)) == i), "GET", self.setting("api_url"), params=params,
                                 timeout=self.timeout)
             text = resp.text
             if looks_like_html(text) or text.lstrip().startswith("<"):
@@ -450,6 +450,8 @@ class ZTF(Archive):
             try:
                 table = _read_api_table(entry["answer"], where, [oid])
                 if len(table) == 0:
+                    # no epochs, but even a header alone must be the API's
+                    API_CONTRACT.check(table, objectids=[oid])
                     continue
                 e, drops = _api_epochs(table, where, [oid])
                 n = len(e["oid"])
@@ -548,6 +550,7 @@ def read_api_file(path, *, objectid=None, catflags_mask=32768, match="all",
     try:
         table = _read_api_table(content, where)
         if len(table) == 0:
+            API_CONTRACT.check(table)
             return _file_result(ParseResult(MultiBandLightCurve.empty(), {}))
         e, dropped = _api_epochs(table, where)
     except (ResponseError, TruncatedResponse) as exc:

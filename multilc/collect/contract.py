@@ -392,8 +392,9 @@ class ResponseContract:
                         out |= values < lo
                     if hi is not None:
                         out |= values > hi
-                    lo_s = "-inf" if lo is None else f"{lo:g}"
-                    hi_s = "inf" if hi is None else f"{hi:g}"
+                    # 10 significant digits: a JD range stays readable
+                    lo_s = "-inf" if lo is None else f"{lo:.10g}"
+                    hi_s = "inf" if hi is None else f"{hi:.10g}"
                     bad |= count(out, f"{f.name} outside [{lo_s}, {hi_s}]{unit}")
         elif not f.nullable:
             bad |= count(null, f"{f.name} missing (null)")
