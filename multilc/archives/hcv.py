@@ -42,12 +42,19 @@ Photometric system
 Time
     ``MJD`` is taken as UTC at the geocentre (HST in low Earth orbit: < 23 ms)
     and converted to barycentric TDB with `multilc.timescales`
-    (``mjd_utc_geocentric``).  NOTE: the HSC/HCV documentation readable here
-    does not say whether MJD is the exposure start or mid-point, nor its time
-    scale; UTC is assumed (HST archive convention).
+    (``mjd_utc_geocentric``).  ASSUMPTION: the HSC/HCV documentation we could
+    find (MAST HSC API docs, HCV_API_demo.ipynb, Bonanos et al. 2019) says
+    neither whether MJD is the exposure start or mid-point nor its time
+    scale; UTC is assumed (HST archive convention).  At stake: 60-69 s if
+    it were TT; up to half an exposure for start versus mid-point.
 
-Masks
-    Rows with a missing ``CorrMag`` or ``MagErr`` are dropped and counted.
+Response contract and masks
+    Answers are read with `~multilc.collect.contract.table_from_text` (never
+    as a file name or URL) and checked against `SUMMARY_CONTRACT` and
+    `LIGHTCURVE_CONTRACT`: missing columns or wrong types fail the target;
+    null cells and values outside the plausible ranges (MJD from HST's
+    launch to 2050, CorrMag 0-40, 0 < MagErr <= 10) are dropped and counted
+    by reason.  No numeric "missing" marker is documented for the HCV.
     The HCV pre-processing already removed bad images and outliers
     (Bonanos et al. 2019 sec. 3); no further flag is applied.
 """

@@ -33,15 +33,24 @@ Columns and units
 
 Time
     ``obsTime`` is the MJD of the exposure mid-point in TAI at Haleakala (MAST
-    PS1 FAQ "PS1 timing"); it becomes MJD(TDB) at the solar-system barycentre
+    PS1 FAQ "PS1 timing"; MAST "PS1 Detection table fields": "Note these are
+    international atomic time rather than UTC"); it becomes MJD(TDB) at the solar-system barycentre
     with `multilc.timescales.to_mjd_tdb` (system ``"panstarrs.mjd"``), using
     the object's mean position for the light-travel time.
 
 Missing values and masks
-    MAST writes ``-999`` where a value is missing (``default_value`` in the
-    DR2 column metadata).  Detections whose ``psfFlux`` or ``psfFluxErr`` is
-    missing have no measurement: they are dropped and counted under
-    ``"psfFlux or psfFluxErr == -999 (missing)"``.  Negative fluxes are kept.
+    Every answer is checked against the response contracts below
+    (`DETECTION_CONTRACT`, `MEAN_CONTRACT`): MAST writes ``-999`` where a
+    value is missing (MAST "PS1 Detection table fields", "Default Value"
+    column); rows with ``-999`` or null in ``obsTime``, ``psfFlux``,
+    ``psfFluxErr`` (or positions) are dropped and counted under named reasons
+    (``"psfFlux == -999 (missing)"``), as are values outside the plausible
+    ranges (time 1950-2050, ``filterID`` 1-5, ``psfFluxErr > 0``).  Declared
+    units (VOTable, JSON ``info[].unit``, parquet metadata) are converted.
+    An answer without the expected columns is a failure of its target.
+    Negative fluxes are kept.  A CSV/JSON/VOTable answer cut short is a
+    ``TruncatedResponse`` (retried); a CSV or JSON answer cut exactly after a
+    complete row cannot be detected (no declared row count).
     ``infoflag_mask`` (default None: no mask) drops detections with any of
     its bits set in ``infoFlag``; they are counted under
     ``"infoFlag & <mask>"``.
@@ -135,7 +144,6 @@ HATS_DETECTION_COLUMNS = ("objID", "detectID", "obsTime", "filterID", "psfFlux",
 RESPONSE_FORMATS = ("csv", "json", "votable")
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".xml": "votable", ".vot": "votable",
                    ".votable": "votable"}
-_MISSING_REASON = "psfFlux or psfFluxErr == -999 (missing)"
 NAME = "panstarrs"
 
 

@@ -38,13 +38,25 @@ Units and time
     ``mag`` is an AB magnitude calibrated to Pan-STARRS1 (Masci et al. 2019,
     PASP 131, 018003); flux = 3631 Jy 10^(-0.4 mag) via
     `multilc.photometry.mag_to_flux` (band ``ztf:g``/``ztf:r``/``ztf:i``).
-    ``hmjd`` is the heliocentric MJD (UTC) of mid-exposure; it is converted
+    ``hmjd`` is the heliocentric MJD of mid-exposure, taken as UTC (an
+    ASSUMPTION: no ZTF document we could find states its scale; 69.184 s at
+    stake if it were TDB; see `multilc.timescales`); it is converted
     to barycentric MJD(TDB) with ``to_mjd_tdb(hmjd, "ztf.hmjd")`` at the ZTF
     object's position.  The API CSV has both ``hjd`` and ``mjd``: we use
     ``hjd - 2400000.5``, the same heliocentric quantity as the DR files'
     ``hmjd`` (so both routes give identical times); the API documentation
     does not say whether ``mjd`` marks the start or the middle of the
     exposure, so it is not used.
+Response contracts
+    `API_CONTRACT` (API CSV/IPAC) and `EPOCH_CONTRACT` (DR/HATS rows) are
+    checked before any conversion: missing columns and wrong types are
+    errors; the markers ``mag == 99.99`` and ``magerr == -999`` (seen in
+    answers, not documented), ``magerr <= 0``, values outside the plausible
+    ranges and unknown filters drop the row, counted by reason.  API text is
+    read with `~multilc.collect.contract.table_from_text` (never as a file
+    name); a last row cut short is a ``TruncatedResponse`` (retried), a cut
+    after a complete row cannot be seen in CSV.  On the API route one
+    target's failure is that target's only (`run_per_target`).
 Default mask
     Epochs with ``catflags & 32768`` (bit 15, "bad" epoch: ZTF DR
     explanatory supplement; today's Fornax tool keeps ``catflags < 32768``)
