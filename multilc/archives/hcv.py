@@ -327,7 +327,8 @@ class HcvArchive(Archive):
             else:
                 item.update(entry["answer"])
             out.append(item)
-        return {"targets": out}
+        # "incomplete": some targets failed; such an answer should not be cached.
+        return {"targets": out, "incomplete": any("error" in t for t in out)}
 
     def parse(self, raw, batch):
         pieces, dropped, failures = [], {}, []

@@ -462,7 +462,9 @@ class PanSTARRS(Archive):
             answers.append({"objectid": int(batch.objectid[i]), "ra": float(batch.ra[i]),
                             "dec": float(batch.dec[i]), **entry.get("answer", {}),
                             "error": entry.get("error")})
-        return {"route": "service", "format": fmt, "targets": answers}
+        # "incomplete": some targets failed; such an answer should not be cached.
+        return {"route": "service", "format": fmt, "targets": answers,
+                "incomplete": any(a["error"] for a in answers)}
 
     def _matched_objects(self, mean_text, fmt, ra, dec, objectid, dropped=None):
         """Objects of a mean-table cone answer within the radius, nearest first."""

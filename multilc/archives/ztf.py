@@ -303,8 +303,34 @@ def _read_api_table(content, where="", objectids=None):
                             f"HTML/XML{where}: {html_title(stripped)!r}",
                             archive=ARCHIVE_NAME, objectids=objectids)
     fmt = "ipac" if stripped.startswith(("\\", "|")) else "csv"
-    return table_from_text(text, fmt, archive=ARCHIVE_NAME, what=API_CONTRACT.what,
-                           objectids=objectids)
+    table = table_from_text(text, fmt, archive=ARCHIVE_NAME, what=API_CONTRACT.what,
+                            objectids=objectids)
+    if fmt == "ipac":
+        _check_rows_retrieved(table, objectids)
+    return table
+
+
+def _check_rows_retrieved(table, objectids=None):
+    """An IPAC table declaring ``\\RowsRetrieved = N`` must hold N rows.
+
+    IRSA's IPAC-table answers may carry this keyword (as IRSA Gator answers
+    do: astropy's ``irsa-nph-m31.xml`` test file records it); fewer rows
+    than declared means the answer was cut off after a complete row, which
+    CSV cannot reveal.
+    """
+    keywords = table.meta.get("keywords", {}) if hasattr(table, "meta") else {}
+    entry = keywords.get("RowsRetrieved")
+    if entry is None:
+        return
+    value = entry.get("value") if isinstance(entry, dict) else entry
+    try:
+        declared = int(str(value).strip().strip("'\""))
+    except ValueError:
+        return
+    if declared != len(table):
+        raise TruncatedResponse(f"{API_CONTRACT.what}: the IPAC table declares "
+                                f"{declared} rows (RowsRetrieved) but holds {len(table)}",
+                                archive=ARCHIVE_NAME, objectids=objectids)
 
 
 def _api_epochs(table, where="", objectids=None):
@@ -407,7 +433,11 @@ class ZTF(Archive):
             return text
 
         # One target per request; one target's failure is that target's only.
-        return {"route": "api", "targets": run_per_target(self, batch, one)}
+        entries = run_per_target(self, batch, one)
+        # "incomplete": some targets failed; such an answer should not be cached
+        # (a rerun must ask again for them).
+        return {"route": "api", "targets": entries,
+                "incomplete": any("error" in e for e in entries)}
 
     def _query_bulk(self, batch):
         from multilc.collect.healpix import cone_match

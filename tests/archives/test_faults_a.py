@@ -245,3 +245,18 @@ def test_html_200_is_retried_once_then_permanent(replay_server, monkeypatch):
                          **{**RUN, "retries": 5})
     assert not lc.report.ok and time.monotonic() - started < 5
     assert replay_server.count(paths[0]) == 2
+
+
+@pytest.mark.xfail(strict=False, reason="the engine must not cache an answer marked "
+                                        "'incomplete' (per-target failures inside): "
+                                        "engine branch")
+def test_incomplete_answers_are_not_cached(replay_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("MULTILC_BACKOFF", "0.01")
+    archive, options, paths = hcv_standin(replay_server, monkeypatch)
+    replay_server.faults(paths[0], [Fault.status(503) for _ in range(RETRIES + 1)])
+    opts = {"hcv": {"chunk_size": 3, "concurrency": 1}}
+    run = {**RUN, "cache": True, "cache_dir": tmp_path}
+    first = multilc.collect(TARGETS, archives=[archive], options=opts, **run)
+    assert sorted(i for f in first.report.failures for i in f.objectids) == [1]
+    again = multilc.collect(TARGETS, archives=[archive], options=opts, **run)
+    assert again.report.ok and {r[0] for r in rows_of(again)} == {1, 2, 3}

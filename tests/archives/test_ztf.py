@@ -387,3 +387,23 @@ def test_bulk_rows_outside_the_contract_are_dropped_and_counted(tmp_path):
                                         "mag outside [-2, 30] mag": 1,
                                         "mag missing (null/NaN)": 1,
                                         "magerr == -999 (missing)": 1}
+
+
+def test_ipac_answer_declaring_more_rows_than_it_holds_is_truncated(tmp_path):
+    """IPAC tables may declare their row count (RowsRetrieved): a cut after a
+    complete row is then visible, unlike in CSV."""
+    from astropy.table import Table
+
+    from multilc.errors import FileFormatError
+
+    csv = tmp_path / "lc.csv"
+    csv.write_text(_api_csv([(42, 2458300.75 + k, 18.0, 0.05, 0, "zg", 150.0, 2.0)
+                             for k in range(3)]))
+    t = Table.read(csv, format="ascii.csv")
+    t.meta["keywords"] = {"RowsRetrieved": {"value": "3"}}
+    whole, cut = tmp_path / "whole.tbl", tmp_path / "cut.tbl"
+    t.write(whole, format="ascii.ipac")
+    t[:2].write(cut, format="ascii.ipac")
+    assert len(MultiBandLightCurve.read(whole, format="ztf.api")) == 3
+    with pytest.raises(FileFormatError, match="declares 3 rows"):
+        MultiBandLightCurve.read(cut, format="ztf.api")
