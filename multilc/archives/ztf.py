@@ -197,6 +197,11 @@ def _epochs_to_lightcurve(*, objectid, oid, band, hmjd, mag, magerr, catflags, s
     keep = np.ones(n, bool)
     wanted = {f"ztf:{b}" for b in options["bands"]}
     not_wanted = ~np.isin(band, list(wanted))
+    if not_wanted.any():
+        # epochs of a filter the caller did not ask for (the bulk catalog holds
+        # all filters of a partition): removed on purpose, counted too
+        dropped[f"band not requested (bands={','.join(options['bands'])})"] = \
+            int(not_wanted.sum())
     keep &= ~not_wanted
     mask = options["catflags_mask"]
     if mask is not None:
