@@ -25,6 +25,7 @@ import json
 import re
 import time
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -79,6 +80,7 @@ class StubLC:
 
     def __init__(self, n=0):
         self.n = n
+        self.ds = SimpleNamespace(attrs={})      # file readers note drops here
 
     def __len__(self):
         return self.n
@@ -411,7 +413,7 @@ def _ps1_render(table, fmt):
     return buf.getvalue().decode()
 
 
-def test_fuzz_panstarrs():
+def test_fuzz_panstarrs(tmp_path):
     rng = np.random.default_rng(SEED + 1)
     arch = panstarrs.PanSTARRS(route="service")
     batch = _batch("panstarrs", route="service")
@@ -420,6 +422,13 @@ def test_fuzz_panstarrs():
     for k in range(N_CASES):
         fmt = ("csv", "json", "votable")[k % 3]
         mean_text, det_text = _ps1_render(mean, fmt), _ps1_render(det, fmt)
+        if k % 8 == 7:
+            # a saved detection file, damaged: the file reader's typed errors
+            path = tmp_path / f"case{k}.{ {'votable': 'xml'}.get(fmt, fmt)}"
+            path.write_bytes(mutate_text(det_text, rng, kind=fmt).encode("utf-8",
+                                                                         "surrogatepass"))
+            outcomes[run_case(lambda: panstarrs.read_detection_file(path))] += 1
+            continue
         if k % 5 == 0:
             mean_text = mutate_text(mean_text, rng, kind=fmt)
         else:
@@ -441,7 +450,9 @@ def _hcv_texts():
     return summary, "\n".join(rows) + "\n"
 
 
-def test_fuzz_hcv():
+def test_fuzz_hcv(tmp_path):
+    from astropy.coordinates import SkyCoord
+
     rng = np.random.default_rng(SEED + 2)
     arch = hcv.HcvArchive()
     batch = _batch("hcv", match="nearest")
@@ -449,6 +460,12 @@ def test_fuzz_hcv():
     outcomes = Counter()
     for k in range(N_CASES):
         summary, lc_text = good_summary, good_lc
+        if k % 8 == 7:
+            path = tmp_path / f"case{k}.csv"
+            path.write_bytes(mutate_text(lc_text, rng).encode("utf-8", "surrogatepass"))
+            coord = SkyCoord(150.0 * u.deg, 2.0 * u.deg)
+            outcomes[run_case(lambda: hcv.read_hcv_file(path, coord=coord))] += 1
+            continue
         if k % 4 == 0:
             summary = mutate_text(summary, rng)
         else:
