@@ -106,6 +106,10 @@ SUMMARY_COLUMNS = ("MatchID", "RA", "Dec", "Filter")
 LIGHTCURVE_COLUMNS = ("MatchID", "Filter", "MJD", "CorrMag", "MagErr")
 #: Largest cone radius the API accepts (HCV_API_demo.ipynb: "<= 0.5 degrees").
 MAX_RADIUS = 0.5 * u.deg
+#: Rows asked per answer (``pagesize`` of the MAST catalogs API, which pages
+#: its answers: catalogs.mast.stsci.edu/docs; astroquery's default 50000).
+#: An answer with exactly this many rows may continue on a next page: refused.
+PAGE_SIZE = 50000
 #: Time system of ``MJD`` (see the module docstring).
 TIME_SYSTEM = "mjd_utc_geocentric"
 #: First HST observations: launch 1990 April 24 = MJD 48005 (NASA HST mission
@@ -149,7 +153,12 @@ def _read_table(content, what, objectids=None):
                             f"{html_title(stripped)!r}", archive="hcv", objectids=objectids)
     head = stripped[:200].lower()
     fmt = "votable" if head.startswith("<?xml") or "<votable" in head else "csv"
-    return table_from_text(content, fmt, archive="hcv", what=what, objectids=objectids)
+    table = table_from_text(content, fmt, archive="hcv", what=what, objectids=objectids)
+    if len(table) >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({len(table)} rows, "
+                            f"pagesize {PAGE_SIZE}); more rows may exist", archive="hcv",
+                            objectids=objectids)
+    return table
 
 
 def _checked_summary(content, objectids=None):
@@ -307,13 +316,14 @@ class HcvArchive(Archive):
             ra, dec = float(batch.ra[i]), float(batch.dec[i])
             mine = batch.subset(np.arange(len(batch)) == i)  # errors name this target
             summary_text = self._get(mine, self._url("summary_table"),
-                                     {"ra": ra, "dec": dec, "radius": radius_deg}, who)
+                                     {"ra": ra, "dec": dec, "radius": radius_deg,
+                                      "pagesize": PAGE_SIZE}, who)
             summary = _checked_summary(summary_text, who)
             ids, _ = _choose_matches(summary, ra, dec, self.options["match"])
             curves = {}
             for mid in ids:
-                text = self._get(mine, self._url("lightcurve_table"), {"MatchID": mid},
-                                 who)
+                text = self._get(mine, self._url("lightcurve_table"),
+                                 {"MatchID": mid, "pagesize": PAGE_SIZE}, who)
                 _read_table(text, f"hcv MatchID {mid}", who)  # cut-off answers retried
                 curves[mid] = text
             return {"summary": summary_text, "lightcurves": curves}

@@ -132,6 +132,13 @@ MISSING_VALUE = -999.0
 #: Largest cone radius the MAST Catalogs API accepts (catalogs.mast.stsci.edu
 #: API documentation: "radius ... maximum 0.5 degrees").
 MAX_API_RADIUS = 0.5 * u.deg
+#: Rows asked per answer (``pagesize``).  The MAST Catalogs API pages its
+#: answers (parameters ``page``/``pagesize``: catalogs.mast.stsci.edu/docs;
+#: astroquery's ``mast.conf.pagesize`` default is 50000).  An answer holding
+#: exactly this many rows may have more on a next page: that is refused,
+#: never taken as the whole answer (no PS1 object has that many detections;
+#: only a very large cone in a dense field could fill a page).
+PAGE_SIZE = 50000
 #: Columns asked from the ``mean`` table in the cone search.
 MEAN_COLUMNS = ("objID", "raMean", "decMean", "nDetections")
 #: Columns asked from the ``detection`` table (names of the DR2 Detection table).
@@ -294,6 +301,11 @@ def _check(contract, content, fmt, objectids, what):
     table, units = _parse_with_units(content, fmt, objectids=objectids, what=what)
     if not table.colnames and len(table) == 0:
         return None
+    if len(table) >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({len(table)} rows, "
+                            f"pagesize {PAGE_SIZE}); more rows may exist and are not "
+                            "taken as the whole answer: use a smaller radius",
+                            archive=NAME, objectids=objectids)
     return contract.check(table, objectids=objectids, units=units)
 
 
@@ -442,12 +454,13 @@ class PanSTARRS(Archive):
             mine = batch.subset(np.arange(len(batch)) == i)
             params = {"ra": repr(ra), "dec": repr(dec), "radius": repr(radius_deg),
                       "nDetections.min": int(self.options["min_detections"]),
+                      "pagesize": PAGE_SIZE,
                       "columns": "[" + ",".join(MEAN_COLUMNS) + "]"}
             mean = self._get(session, mine, "mean", params, fmt, oid)
             objects = self._matched_objects(mean, fmt, ra, dec, oid)
             detections = {}
             for obj_id in objects["objID"]:
-                params = {"objID": str(int(obj_id)),
+                params = {"objID": str(int(obj_id)), "pagesize": PAGE_SIZE,
                           "columns": "[" + ",".join(DETECTION_COLUMNS) + "]"}
                 text = self._get(session, mine, "detection", params, fmt, oid)
                 # Check now: a cut-off answer is retried while the target is in hand.

@@ -121,7 +121,7 @@ def test_nearest_match_all_filters_ab_fluxes(hsc_api):
     assert float(cone.args["radius"]) == pytest.approx(1 / 3600)
     assert float(cone.args["ra"]) == pytest.approx(TARGET.ra.deg)
     (curve,) = [r for r in hsc_api.requests if r.path.endswith("hcv.csv")]
-    assert curve.args == {"MatchID": str(NEAR)}
+    assert curve.args == {"MatchID": str(NEAR), "pagesize": str(hcv.PAGE_SIZE)}
     # All instruments and filters of the match.
     assert lc.bands == ["hst:ACS_F606W", "hst:ACS_F814W", "hst:WFC3_F475W", "hst:WFPC2_F814W"]
     rows = sorted(LIGHTCURVES[NEAR], key=lambda r: ("hst:" + r[1], r[2]))

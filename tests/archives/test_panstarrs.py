@@ -593,3 +593,14 @@ def test_cut_off_answers_are_truncated_not_data():
     vot = render(DETECTIONS[:3], "votable")
     with pytest.raises(TruncatedResponse):
         ps1._check(ps1.DETECTION_CONTRACT, vot[:len(vot) // 2], "votable", [1], "det")
+
+
+def test_a_full_page_is_not_taken_as_the_whole_answer(api, monkeypatch):
+    """The MAST catalogs API pages its answers: a full page may continue."""
+    monkeypatch.setattr(ps1, "PAGE_SIZE", 5)
+    mast_api(api, "csv")
+    lc = collect(targets()[:1], archives=["panstarrs"],
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    (failure,) = lc.report.failures
+    assert failure.objectids == [11] and "fills a whole page" in failure.message
+    assert {r.args["pagesize"] for r in api.requests} == {"5"}
