@@ -725,12 +725,15 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
         retries = getattr(archive, "retries", None)
     if backoff is None:
         backoff = getattr(archive, "backoff", None)
-    if retries is None or backoff is None:
-        from multilc import conf
-        from multilc.collect.api import setting
+    from multilc import conf
+    from multilc.collect.api import setting
 
-        retries = int(setting(conf, "retries")) if retries is None else retries
-        backoff = float(setting(conf, "backoff")) if backoff is None else backoff
+    if retries is None:
+        retries = int(setting(conf, "retries"))
+    if backoff is None:
+        backoff = float(setting(conf, "backoff"))
+    # the longest wait between rounds, also for a server's Retry-After
+    longest = float(getattr(archive, "backoff_max", None) or setting(conf, "backoff_max"))
     n = len(batch)
     out = [None] * n
     errors = {}
@@ -754,7 +757,7 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
         if not todo or attempt == int(retries) or len(errors) == n:
             break
         delay = max(wait, backoff * 2 ** attempt * random.uniform(0.5, 1.0))
-        time.sleep(delay)
+        time.sleep(min(delay, longest))
     if n and len(errors) == n:
         first = errors[min(errors)]
         if isinstance(first, ArchiveError):

@@ -260,3 +260,39 @@ def test_incomplete_answers_are_not_cached(replay_server, monkeypatch, tmp_path)
     assert sorted(i for f in first.report.failures for i in f.objectids) == [1]
     again = multilc.collect(TARGETS, archives=[archive], options=opts, **run)
     assert again.report.ok and {r[0] for r in rows_of(again)} == {1, 2, 3}
+
+
+def test_run_per_target_isolates_and_retries():
+    from multilc.collect.api import Archive, Batch, PermanentError, TransientError
+    from multilc.collect.contract import failure_of, run_per_target
+
+    class Demo(Archive):
+        name = "demo_isolation"
+
+    arch = Demo()
+    batch = Batch("demo_isolation", 0, np.array([7, 8, 9]), np.zeros(3), np.zeros(3),
+                  np.array(["", "", ""]), {})
+    calls = []
+
+    def fetch(i):
+        calls.append(i)
+        if i == 0 and calls.count(0) == 1:
+            raise TransientError("busy", archive=arch.name, objectids=[7])
+        if i == 1:
+            raise TypeError("bad cell")
+        return f"answer {i}"
+
+    out = run_per_target(arch, batch, fetch, retries=2, backoff=0.001)
+    assert [e.get("answer") for e in out] == ["answer 0", None, "answer 2"]
+    assert calls.count(0) == 2 and calls.count(1) == 1 and calls.count(2) == 1
+    f = failure_of(arch.name, out[1])
+    assert f.objectids == [8] and f.error_type == "TypeError" and not f.transient
+    assert "demo_isolation" in f.message and "8" in f.message
+    # every target failing: the batch fails as a whole, as a multilc error
+    def boom(i):
+        raise OverflowError("x") if i == 0 else ZeroDivisionError("y")
+
+    with pytest.raises(PermanentError, match="OverflowError") as info:
+        run_per_target(arch, batch, boom, retries=0, backoff=0)
+    assert info.value.objectids == [7, 8, 9]
+    assert isinstance(info.value.__cause__, OverflowError)
