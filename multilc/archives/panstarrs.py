@@ -9,8 +9,11 @@ What is queried
         ``radius`` in degrees, at most 0.5 deg; ``nDetections.min``), then one
         request to the ``detection`` table per matched ``objID``.  Responses are
         CSV (default), JSON or VOTable (setting ``response_format``).  Targets
-        go in batches of ``chunk_size``; the engine keeps at most
-        ``concurrency`` batches in flight.
+        go in batches of ``chunk_size`` (default 1: the requests are per target
+        anyway, and a one-target batch gets the engine's whole retry policy and
+        its own cache entry); the engine keeps at most ``concurrency`` batches
+        in flight.  With larger batches each target is still queried and
+        parsed on its own (`~multilc.collect.contract.run_per_target`).
     ``route="bulk"`` (large samples)
         The PS1 HATS catalogs in MAST's public S3 bucket: the object table
         ``otmo`` (``objID``, ``raMean``, ``decMean``, ``nStackDetections``) is
@@ -114,7 +117,9 @@ class Conf(_config.ConfigNamespace):
     s3_region = _config.ConfigItem("us-east-1", "Region of the S3 bucket.")
     bulk_threshold = _config.ConfigItem(
         200, "route='auto' takes the bulk route from this many targets on.")
-    chunk_size = _config.ConfigItem(10, "Targets per service batch.")
+    chunk_size = _config.ConfigItem(
+        1, "Targets per service batch (requests are per target; 1 gives each target "
+           "the engine's retry policy and its own cache entry).")
     concurrency = _config.ConfigItem(4, "Service batches in flight at once.")
 
 
@@ -385,7 +390,7 @@ class PanSTARRS(Archive):
     name = NAME
     description = "Pan-STARRS1 DR2 detections g r i z y (MAST API or HATS), mJy"
     bands = tuple(FILTER_BANDS.values())
-    chunk_size = 10
+    chunk_size = 1
     concurrency = 4
     default_radius = 1 * u.arcsec
     default_options = {"route": "auto", "match": "all", "min_detections": 1,

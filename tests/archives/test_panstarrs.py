@@ -412,7 +412,8 @@ def test_auto_route_threshold(monkeypatch):
     monkeypatch.setenv("MULTILC_PANSTARRS_BULK_THRESHOLD", "1000")
     batches = arch.plan(as_sample(targets()))
     assert {b.options["route"] for b in batches} == {"service"}
-    assert len(batches) == 1 and len(batches[0]) == 3
+    # one target per batch by default (requests are per target)
+    assert [len(b) for b in batches] == [1, 1, 1]
 
 
 # --------------------------------------------------------------------------- live
