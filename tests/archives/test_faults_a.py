@@ -139,8 +139,28 @@ def hcv_standin(server, monkeypatch):
     return "hcv", {"hcv": {}}, ["/api/v0.1/hsc/v3/hcvsummary.csv", "/api/v0.1/hsc/v3/hcv.csv"]
 
 
+def batched(setup):
+    """The same stand-in with all three targets in one batch: faults are then
+    met by the reader's own per-target isolation and retries."""
+    def wrapped(server, monkeypatch):
+        # the engine does not (yet) hand its retry settings to the reader
+        monkeypatch.setenv("MULTILC_BACKOFF", "0.01")
+        monkeypatch.setenv("MULTILC_RETRIES", str(RETRIES))
+        archive, options, paths = setup(server, monkeypatch)
+        options = {archive: {**options[archive], "chunk_size": 3}}
+        return archive, options, paths
+    return wrapped
+
+
 STANDINS = {"ztf": ztf_standin, "panstarrs-csv": panstarrs_standin("csv"),
-            "panstarrs-votable": panstarrs_standin("votable"), "hcv": hcv_standin}
+            "panstarrs-votable": panstarrs_standin("votable"), "hcv": hcv_standin,
+            "panstarrs-csv-batched": batched(panstarrs_standin("csv")),
+            "hcv-batched": batched(hcv_standin)}
+#: Readers whose faults are tried "once" only: in a batch of three targets a
+#: path's fault queue is met by whichever target asks next, so "always for
+#: target 1" cannot be staged with queued faults (see the handler-based
+#: persistent-failure tests in test_panstarrs.py / test_hcv.py instead).
+ONCE_ONLY = {"panstarrs-csv-batched", "hcv-batched"}
 #: Faults tried per reader (the VOTable variant differs from CSV only in how a
 #: cut-off body is recognised).
 FAULTS_OF = {"panstarrs-votable": ("truncated, full Content-Length",
@@ -193,6 +213,8 @@ def test_faults_served_once_and_always(reader, replay_server, monkeypatch):
             else:
                 problems.append(f"once {name} on {path}: {lc.report.summary()}")
             lost += len({r[0] for r in baseline} - {r[0] for r in rows_of(lc)})
+            if reader in ONCE_ONLY:
+                continue
             # ---- always (for target 1, concurrency 1): target 1 fails, named;
             # the others keep exactly their fault-free results
             replay_server.clear()
