@@ -719,15 +719,13 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
     import random
     import time
 
-    from multilc.collect.api import ArchiveError
+    from multilc import conf
+    from multilc.collect.api import ArchiveError, setting
 
     if retries is None:
         retries = getattr(archive, "retries", None)
     if backoff is None:
         backoff = getattr(archive, "backoff", None)
-    from multilc import conf
-    from multilc.collect.api import setting
-
     if retries is None:
         retries = int(setting(conf, "retries"))
     if backoff is None:
