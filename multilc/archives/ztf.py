@@ -474,6 +474,10 @@ class ZTF(Archive):
         options = _check_options({k: batch.options[k] for k in DEFAULT_OPTIONS})
         where = f" ({batch.describe()})"
         if batch.options["route"] == "api":
+            if isinstance(raw, (str, bytes)):
+                # an answer cached by an older multilc: the text of one target
+                raw = {"route": "api", "targets": [
+                    {"objectid": int(batch.objectid[0]), "answer": raw}]}
             return self._parse_api(raw, batch, options, where)
         ti = raw["_target"].to_numpy()
         return _parse_catalog_rows(raw, options, objectid=batch.objectid[ti],

@@ -778,5 +778,7 @@ def failure_of(archive_name, entry):
     from multilc.collect.api import Failure
 
     err = entry["error"]
+    if not isinstance(err, dict):  # answers cached by older versions: a message only
+        return Failure(archive_name, [int(entry["objectid"])], "PermanentError", str(err))
     return Failure(archive_name, [int(entry["objectid"])], err["type"], err["message"],
                    bool(err.get("transient", False)))

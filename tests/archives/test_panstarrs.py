@@ -605,3 +605,13 @@ def test_a_full_page_is_not_taken_as_the_whole_answer(api, monkeypatch):
     (failure,) = lc.report.failures
     assert failure.objectids == [11] and "fills a whole page" in failure.message
     assert {r.args["pagesize"] for r in api.requests} == {"5"}
+
+
+def test_votable_overflow_status_is_not_a_whole_answer():
+    vot = render(DETECTIONS[:3], "votable").decode()
+    flagged = vot.replace("<RESOURCE", '<RESOURCE', 1).replace(
+        "<TABLE", '<INFO name="QUERY_STATUS" value="OVERFLOW"/>\n<TABLE', 1)
+    assert "OVERFLOW" in flagged
+    with pytest.raises(MultilcError, match="OVERFLOW"):
+        ps1._check(ps1.DETECTION_CONTRACT, flagged, "votable", [1], "det")
+    assert len(ps1._check(ps1.DETECTION_CONTRACT, vot, "votable", [1], "det")) == 3

@@ -407,3 +407,14 @@ def test_ipac_answer_declaring_more_rows_than_it_holds_is_truncated(tmp_path):
     assert len(MultiBandLightCurve.read(whole, format="ztf.api")) == 3
     with pytest.raises(FileFormatError, match="declares 3 rows"):
         MultiBandLightCurve.read(cut, format="ztf.api")
+
+
+def test_api_answer_cached_by_an_older_version_still_parses():
+    from multilc.collect.api import Batch
+
+    arch = multilc.archives.ztf.ZTF(route="api")
+    batch = Batch("ztf", 0, np.array([4]), np.array([150.0]), np.array([2.0]),
+                  np.array([""]), {**arch.batch_options(), "route": "api"})
+    text = _api_csv([(1, 2458300.75, 18.0, 0.05, 0, "zg", 150.0, 2.0)])
+    res = arch.parse(text, batch)
+    assert len(res.lc) == 1 and not res.failures
