@@ -714,7 +714,7 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
     -------
     list of dict
         One per target: ``{"objectid", "answer"}`` or ``{"objectid",
-        "error": {"type", "message", "transient"}}``.
+        "error": {"type", "message", "transient", "attempts"}}``.
     """
     import random
     import time
@@ -735,12 +735,14 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
     n = len(batch)
     out = [None] * n
     errors = {}
+    tries = [0] * n
     todo = list(range(n))
     for attempt in range(int(retries) + 1):
         again = []
         wait = 0.0
         for i in todo:
             oid = int(batch.objectid[i])
+            tries[i] += 1
             try:
                 out[i] = {"objectid": oid, "answer": fetch(i)}
                 errors.pop(i, None)
@@ -769,7 +771,8 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
             text = f"{archive.name}: objectid {oid}: {type(exc).__name__}: {text}"
         out[i] = {"objectid": oid, "error": {"type": type(exc).__name__, "message": text,
                                              "transient": bool(getattr(exc, "transient",
-                                                                       False))}}
+                                                                       False)),
+                                             "attempts": tries[i]}}
     return out
 
 
@@ -781,4 +784,4 @@ def failure_of(archive_name, entry):
     if not isinstance(err, dict):  # answers cached by older versions: a message only
         return Failure(archive_name, [int(entry["objectid"])], "PermanentError", str(err))
     return Failure(archive_name, [int(entry["objectid"])], err["type"], err["message"],
-                   bool(err.get("transient", False)))
+                   bool(err.get("transient", False)), int(err.get("attempts", 1)))

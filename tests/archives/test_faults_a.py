@@ -309,6 +309,7 @@ def test_run_per_target_isolates_and_retries():
     assert calls.count(0) == 2 and calls.count(1) == 1 and calls.count(2) == 1
     f = failure_of(arch.name, out[1])
     assert f.objectids == [8] and f.error_type == "TypeError" and not f.transient
+    assert f.attempts == 1
     assert "demo_isolation" in f.message and "8" in f.message
     # every target failing: the batch fails as a whole, as a multilc error
     def boom(i):

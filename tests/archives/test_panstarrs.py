@@ -555,6 +555,7 @@ def test_persistent_503_of_one_target_keeps_the_batch(api, monkeypatch):
                  options={"panstarrs": {"route": "service"}}, **FAST)
     (failure,) = lc.report.failures
     assert failure.objectids == [12] and failure.transient
+    assert failure.attempts == 3                    # MULTILC_RETRIES=2 more tries
     assert "503" in failure.message
     _check_object(lc, 11, 0)
     _check_object(lc, 11, 1)
