@@ -60,7 +60,7 @@ _UNIT_ALIASES = {
     "mjd": u.d, "jd": u.d, "day": u.d, "days": u.d, "degree": u.deg,
     "degrees": u.deg, "arcsecond": u.arcsec, "arcseconds": u.arcsec,
     "electron/s": u.electron / u.s, "e-/s": u.electron / u.s, "e/s": u.electron / u.s,
-    "magnitude": u.mag, "mags": u.mag, "jansky": u.Jy, "": None,
+    "magnitude": u.mag, "mags": u.mag, "jansky": u.Jy, "janskys": u.Jy, "": None,
 }
 
 
