@@ -411,8 +411,8 @@ def read_hcv_file(path, *, objectid=None, coord=None, label=""):
         rows = _read_table(content, f"hcv file {path}")
         if len(rows) == 0:
             raise ResponseError("the file has no rows", archive="hcv")
-        # Types and columns first (the light curve itself is checked again below).
-        LIGHTCURVE_CONTRACT.check(rows[:0])
+        # columns, types and the MatchIDs of the valid rows (the rows are checked
+        # again, and their drops counted, when converted below)
         match_ids = np.unique(LIGHTCURVE_CONTRACT.check(rows)["MatchID"])
     except (ResponseError, TruncatedResponse) as exc:
         raise FileFormatError(path, f"not a readable HCV light-curve table: "
