@@ -46,7 +46,7 @@ __all__ = ["Field", "ResponseContract", "Checked", "ResponseError", "TruncatedRe
            "HtmlAnswer", "html_answer_of", "record_last_response",
            "table_from_text", "check_text_complete", "check_votable_status",
            "looks_like_html", "html_title", "declared_unit", "merge_dropped",
-           "MJD_RANGE"]
+           "run_per_target", "failure_of", "MJD_RANGE"]
 
 #: Plausible range of an observation time, MJD: 1950-01-01 (33282) to
 #: 2050-01-01 (69807).  Archival photometry and events in multilc's archives
@@ -61,7 +61,7 @@ _UNIT_ALIASES = {
     "mjd": u.d, "jd": u.d, "day": u.d, "days": u.d, "degree": u.deg,
     "degrees": u.deg, "arcsecond": u.arcsec, "arcseconds": u.arcsec,
     "electron/s": u.electron / u.s, "e-/s": u.electron / u.s, "e/s": u.electron / u.s,
-    "magnitude": u.mag, "mags": u.mag, "jansky": u.Jy, "": None,
+    "magnitude": u.mag, "mags": u.mag, "jansky": u.Jy, "janskys": u.Jy, "": None,
 }
 
 
@@ -431,8 +431,9 @@ class ResponseContract:
                         out |= values < lo
                     if hi is not None:
                         out |= values > hi
-                    lo_s = "-inf" if lo is None else f"{lo:g}"
-                    hi_s = "inf" if hi is None else f"{hi:g}"
+                    # 10 significant digits: a JD range stays readable
+                    lo_s = "-inf" if lo is None else f"{lo:.10g}"
+                    hi_s = "inf" if hi is None else f"{hi:.10g}"
                     bad |= count(out, f"{f.name} outside [{lo_s}, {hi_s}]{unit}")
         elif not f.nullable:
             bad |= count(null, f"{f.name} missing (null)")
@@ -661,6 +662,13 @@ def table_from_text(content, fmt, *, archive, what, objectids=None):
             from astropy.io import votable
 
             data = raw if raw is not None else text.encode()
+            # A VOTable document ends with its root's closing tag; one that does
+            # not was cut off in transmission (the XML parser would only say
+            # "no element found").
+            if text.strip() and not text.rstrip().lower().endswith("</votable>"):
+                raise TruncatedResponse(f"{what}: the VOTable answer ends before its "
+                                        "closing </VOTABLE> tag: cut off in transmission",
+                                        archive=archive, objectids=objectids)
             import warnings
 
             with warnings.catch_warnings():
@@ -775,3 +783,106 @@ def record_last_response(session):
 
     session.hooks.setdefault("response", []).append(hook)
     return session
+
+
+# --------------------------------------------------------------------------- per target
+def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
+    """Call ``fetch(i)`` for each target *i* of *batch*, isolating failures.
+
+    Readers of per-target services (one or more requests per target) use
+    this so that one target's failure -- of any exception type -- becomes
+    that target's entry, never the loss of the batch's other targets.
+
+    * A target whose call raised a transient error is tried again (up to
+      *retries* more rounds, exponential *backoff* with the error's
+      ``retry_after`` if it has one) while the others keep their answers.
+    * If **every** target failed, the first error is raised (a multilc
+      `ArchiveError`; other exception types are chained into a
+      `PermanentError`) so that the engine applies its own retry policy and
+      caches nothing.
+
+    Parameters
+    ----------
+    archive : `~multilc.collect.api.Archive`
+    batch : `~multilc.collect.api.Batch`
+    fetch : callable
+        ``fetch(i) -> answer`` for target index *i*.
+    retries, backoff : optional
+        Default: the archive's ``retries``/``backoff`` attributes if the
+        engine set them, else ``multilc.conf``.
+
+    Returns
+    -------
+    list of dict
+        One per target: ``{"objectid", "answer"}`` or ``{"objectid",
+        "error": {"type", "message", "transient", "attempts"}}``.
+    """
+    import random
+    import time
+
+    from multilc import conf
+    from multilc.collect.api import ArchiveError, setting
+
+    if retries is None:
+        retries = getattr(archive, "retries", None)
+    if backoff is None:
+        backoff = getattr(archive, "backoff", None)
+    if retries is None:
+        retries = int(setting(conf, "retries"))
+    if backoff is None:
+        backoff = float(setting(conf, "backoff"))
+    # the longest wait between rounds, also for a server's Retry-After
+    longest = float(getattr(archive, "backoff_max", None) or setting(conf, "backoff_max"))
+    n = len(batch)
+    out = [None] * n
+    errors = {}
+    tries = [0] * n
+    todo = list(range(n))
+    for attempt in range(int(retries) + 1):
+        again = []
+        wait = 0.0
+        for i in todo:
+            oid = int(batch.objectid[i])
+            tries[i] += 1
+            try:
+                out[i] = {"objectid": oid, "answer": fetch(i)}
+                errors.pop(i, None)
+            except Exception as exc:  # noqa: BLE001 - isolated, reported per target
+                errors[i] = exc
+                if getattr(exc, "transient", False):
+                    again.append(i)
+                    after = getattr(exc, "retry_after", None)
+                    if after:
+                        wait = max(wait, float(after))
+        todo = again
+        if not todo or attempt == int(retries) or len(errors) == n:
+            break
+        delay = max(wait, backoff * 2 ** attempt * random.uniform(0.5, 1.0))
+        time.sleep(min(delay, longest))
+    if n and len(errors) == n:
+        first = errors[min(errors)]
+        if isinstance(first, ArchiveError):
+            raise first
+        raise PermanentError(f"{type(first).__name__}: {first}", archive=archive.name,
+                             objectids=batch.objectid.tolist()) from first
+    for i, exc in errors.items():
+        oid = int(batch.objectid[i])
+        text = str(exc)
+        if archive.name not in text:
+            text = f"{archive.name}: objectid {oid}: {type(exc).__name__}: {text}"
+        out[i] = {"objectid": oid, "error": {"type": type(exc).__name__, "message": text,
+                                             "transient": bool(getattr(exc, "transient",
+                                                                       False)),
+                                             "attempts": tries[i]}}
+    return out
+
+
+def failure_of(archive_name, entry):
+    """The `~multilc.collect.api.Failure` of a `run_per_target` error entry."""
+    from multilc.collect.api import Failure
+
+    err = entry["error"]
+    if not isinstance(err, dict):  # answers cached by older versions: a message only
+        return Failure(archive_name, [int(entry["objectid"])], "PermanentError", str(err))
+    return Failure(archive_name, [int(entry["objectid"])], err["type"], err["message"],
+                   bool(err.get("transient", False)), int(err.get("attempts", 1)))
