@@ -367,7 +367,7 @@ def test_datalink_html_page_is_a_named_failure(services):
                  **FAST)
     (failure,) = lc.report.failures
     assert failure.archive == "gaia"
-    assert "not a zip" in failure.message and "11" in failure.message
+    assert "HTML page" in failure.message and "11" in failure.message
     assert lc.ds.sizes["obs"] == 0
 
 
