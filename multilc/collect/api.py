@@ -580,7 +580,7 @@ EXPECT = ("bytes", "csv", "json", "votable", "fits", "zip", "text", "html")
 
 
 def http_request(archive, batch, method, url, *, session=None, timeout=None,
-                 expect="bytes", **kwargs):
+                 expect=None, **kwargs):
     """Make one HTTP request and classify failures.
 
     Parameters
@@ -593,11 +593,12 @@ def http_request(archive, batch, method, url, *, session=None, timeout=None,
     session : `requests.Session`, optional
     timeout : float, optional
         Seconds.
-    expect : str
+    expect : str, optional
         What the answer should be: ``"csv"``, ``"json"``, ``"votable"``,
-        ``"fits"``, ``"zip"``, ``"text"``, ``"bytes"`` (anything but an HTML
-        page) or ``"html"`` (no check).  A 200 answer that is an HTML page
-        where data was expected raises `HTMLPageError` (see `check_not_html`).
+        ``"fits"``, ``"zip"``, ``"text"`` or ``"bytes"`` (anything but an
+        HTML page).  A 2xx answer that is an HTML page where data was expected
+        raises `HTMLPageError` (see `check_not_html`); the engine retries it
+        once.  None or ``"html"``: no check (the reader checks the body).
     **kwargs
         Passed to `requests.Session.request`.
 
@@ -621,7 +622,7 @@ def http_request(archive, batch, method, url, *, session=None, timeout=None,
     """
     import requests
 
-    if expect not in EXPECT:
+    if expect is not None and expect not in EXPECT:
         raise ValueError(f"http_request: expect must be one of {EXPECT}, got {expect!r}")
     sess = session or http_session(timeout)
     try:
@@ -637,6 +638,10 @@ def http_request(archive, batch, method, url, *, session=None, timeout=None,
             raise err from exc
         raise archive.error(f"connection to {url} failed: {exc}", batch,
                             transient=True) from exc
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader) as exc:
+        raise archive.error(f"cannot request {url}: {exc} (check the archive's URL "
+                            "setting)", batch) from exc
     except requests.RequestException as exc:  # truncated body, bad chunking, ...
         raise archive.error(f"broken response from {url}: {exc}", batch,
                             transient=True) from exc
@@ -647,7 +652,7 @@ def http_request(archive, batch, method, url, *, session=None, timeout=None,
     if resp.status_code >= 400:
         snippet = resp.text[:200].strip().replace("\n", " ")
         raise archive.error(f"HTTP {resp.status_code} from {url}: {snippet}", batch)
-    if expect != "html":
+    if expect not in (None, "html"):
         check_not_html(archive, batch, resp.content, resp.headers.get("Content-Type"),
                        url=url, expect=expect)
     return resp

@@ -51,6 +51,10 @@ __all__ = ["collect", "run_batch", "Runtime", "BatchResult", "CollectionReport",
            "default_cache_dir"]
 
 
+#: The engine's wait between retries (a name of its own so tests can record it).
+_sleep = time.sleep
+
+
 # --------------------------------------------------------------------------- settings
 def default_cache_dir():
     """The response cache folder: ``$MULTILC_CACHE_DIR``, ``conf.cache_dir`` or
@@ -463,10 +467,7 @@ def _fetch(archive, batch, runtime, result):
                 html_pages += 1
                 if html_pages >= 2:  # an HTML page twice: not a blip
                     transient = False
-                    message = (f"{archive.name}: an HTML page came back twice where data "
-                               f"was expected for {batch.describe()}"
-                               + (f" (page title: {page.title!r})" if page.title else "")
-                               + f": {page}")
+                    message = f"{page}; the same again on retry, so not retried further"
             if transient and attempt <= runtime.retries:
                 delay = min(runtime.backoff_max, runtime.backoff * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # jitter
@@ -474,7 +475,7 @@ def _fetch(archive, batch, runtime, result):
                 if asked is not None:
                     delay = max(delay, min(asked, runtime.retry_after_max))
                 log.debug(scrub(f"{archive.name}: {exc}; retry {attempt} in {delay:.2f} s"))
-                time.sleep(delay)
+                _sleep(delay)
                 continue
             result.failures.append(Failure(
                 archive.name, result.objectids, type(exc).__name__,
