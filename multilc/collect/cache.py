@@ -87,10 +87,10 @@ def atomic_write(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
+        # No fsync: the rename protects against a killed process, and the
+        # checksum verified on every load catches what a power cut may leave.
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -129,6 +129,10 @@ class _Encoder:
 
     def array(self, arr):
         arr = np.asarray(arr)
+        if arr.dtype == object and arr.size and all(
+                type(v) is str and not v.endswith("\x00") for v in arr.flat):
+            # Columns of text (VOTable char columns): one .npy blob, not a JSON list.
+            return {"$objstr": self.array(arr.astype(str))}
         if arr.dtype.hasobject:
             return {"$objarray": [self(v) for v in arr.ravel().tolist()],
                     "shape": list(arr.shape)}
@@ -311,6 +315,8 @@ class _Decoder:
         return self.zf.read(name)
 
     def array(self, node):
+        if "$objstr" in node:
+            return self.array(node["$objstr"]).astype(object)
         if "$objarray" in node:
             items = [self(v) for v in node["$objarray"]]
             out = np.empty(len(items), dtype=object)
@@ -334,7 +340,7 @@ class _Decoder:
             return self.blob(node["$bytes"])
         if tag == "$npscalar":
             return self.array(node["$npscalar"])[()]
-        if tag in ("$npy", "$objarray"):
+        if tag in ("$npy", "$objarray", "$objstr"):
             return self.array(node)
         if tag == "$masked":
             return np.ma.MaskedArray(self.array(node["$masked"]),

@@ -710,10 +710,37 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
 
         finish_output(runtime.output_dir, report, parts, sample)
         return CollectedDataset(runtime.output_dir, report)
-    lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
+    lc = _concat(pieces, results, report)
     lc = _with_all_targets(lc, sample)
     lc.report = report
     return lc
+
+
+def _concat(pieces, results, report):
+    """One light curve from the batches' pieces; a piece that cannot join the
+    others (conflicting band definitions, ...) becomes a failure, not a crash."""
+    if not pieces:
+        return MultiBandLightCurve.empty()
+    try:
+        return MultiBandLightCurve.concat(pieces)
+    except Exception:  # noqa: BLE001 - find the culprit below
+        pass
+    kept = []
+    for res in results:
+        if res.lc is None:
+            continue
+        try:
+            MultiBandLightCurve.concat(kept + [res.lc])
+        except Exception as exc:  # noqa: BLE001
+            report.failures.append(Failure(
+                res.archive, res.objectids, type(exc).__name__,
+                f"{res.archive}: the light curve of objectid "
+                f"{', '.join(map(str, res.objectids[:10]))} could not be combined with the "
+                f"other batches': {type(exc).__name__}: {scrub(str(exc))}"))
+            report.batches[res.archive]["failed"] += 1
+            continue
+        kept.append(res.lc)
+    return MultiBandLightCurve.concat(kept) if kept else MultiBandLightCurve.empty()
 
 
 def _with_all_targets(lc, sample):
