@@ -643,6 +643,10 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
                                 retries=retries, backoff=backoff,
                                 checkpoint_dir=str(checkpoint) if checkpoint else None,
                                 output_dir=str(output) if output else None)
+    for what, folder in (("checkpoint", checkpoint), ("output", output)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise InputError(f"{what}={str(folder)!r} exists and is not a folder; "
+                             f"{what} must name a folder (made if missing)")
     sample = as_sample(targets)
     _check_sample(sample)
     options = dict(options or {})
@@ -708,7 +712,12 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
     if runtime.output_dir:
         from multilc.collect.output import CollectedDataset, finish_output
 
-        finish_output(runtime.output_dir, report, parts, sample)
+        try:
+            finish_output(runtime.output_dir, report, parts, sample)
+        except OSError as exc:  # the parts are written; keep the report
+            report.warnings.append(scrub(f"could not write the dataset index in "
+                                         f"{runtime.output_dir}: {exc}"))
+            log.warning(report.warnings[-1])
         return CollectedDataset(runtime.output_dir, report)
     lc = _concat(pieces, results, report)
     lc = _with_all_targets(lc, sample)

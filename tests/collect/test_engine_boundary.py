@@ -600,6 +600,8 @@ BAD_INPUTS = {
     "chunk_size zero": (dict(chunk_size=0), "chunk_size"),
     "chunk_size fraction": (dict(chunk_size=2.5), "chunk_size"),
     "options unknown archive": (dict(options={"ztf": {}}), "options"),
+    "output is a file": (dict(output=__file__), "output"),
+    "checkpoint is a file": (dict(checkpoint=__file__), "checkpoint"),
     "nan position": (dict(targets=SkyCoord([10.0, np.nan] * u.deg, [5.0, 1.0] * u.deg)),
                      "objectid 2"),
 }
@@ -744,3 +746,52 @@ def test_parse_result_type_is_checked(service):
     res = engine.run_batch(archive, batch, engine.Runtime.from_conf(use_cache=False))
     assert res.failed and res.failures[0].error_type == "TypeError"
     assert isinstance(ParseResult, type)
+
+
+# =========================================================================== fault storm
+STORM = [Fault.status(500), Fault.status(502), Fault.status(503),
+         Fault.status(429, retry_after=2), Fault.status(503, retry_after="Wed, 21 Oct 2015 "
+                                                                        "07:28:00 GMT"),
+         Fault.truncated(declare_full_length=True), Fault.reset(), Fault.hang(0.8),
+         Fault.html_error(code=200), Fault.html_error(code=502)]
+
+
+def test_fault_storm_served_once_gives_the_clean_result(service, sleeps):
+    """Every batch meets one fault of every kind in turn, then a good answer."""
+    n_batches = 3 * len(STORM)
+    kw = dict(archives="demo", chunk_size=2, concurrency=1, cache=False, retries=3,
+              backoff=0.01, timeout=0.4, progress=False)
+    clean = multilc.collect(targets(2 * n_batches), **kw)
+    service.clear()
+    faults = []
+    for i in range(n_batches):
+        faults += [STORM[i % len(STORM)], Fault.hang(0.0)]  # a fault, then a clean answer
+    service.faults(PATH, faults)
+    stormy = multilc.collect(targets(2 * n_batches), **kw)
+    assert service.pending_faults(PATH) == 0  # all injected
+    assert stormy.report.ok and stormy == clean  # all survived, nothing lost
+    assert stormy.report.requests == {"demo": 2 * n_batches}
+    assert sleeps.count(2.0) == 3  # Retry-After: 2 honoured; a past date means now
+
+
+def test_fault_storm_served_always_costs_only_its_batch(service):
+    """One batch's answers are always broken; every other target keeps its result."""
+    calls = {}
+
+    def handler(request):
+        ids = [int(x) for x in request.args["id"].split(",")]
+        calls[ids[0]] = calls.get(ids[0], 0) + 1
+        if 5 in ids:
+            return (503, {"Retry-After": "0"}, "down")
+        lines = ["objectid,mjd_tdb,flux_mjy,flux_err_mjy,band"]
+        lines += [f"{k},{58000 + i},{k / 10},{k / 100},ztf:g" for k in ids for i in range(3)]
+        return (200, {"Content-Type": "text/csv"}, "\n".join(lines))
+
+    service.route(PATH, handler=handler)
+    lc = multilc.collect(targets(20), archives="demo", chunk_size=2, cache=False, **FAST)
+    (failure,) = lc.report.failures
+    assert failure.objectids == [5, 6] and failure.transient and failure.attempts == 4
+    assert "demo" in failure.message and "5, 6" in failure.message
+    assert sorted(lc.objectids) == [i for i in range(1, 21) if i not in (5, 6)]
+    np.testing.assert_allclose(lc.flux.to_value(u.mJy),
+                               expected_flux([i for i in range(1, 21) if i not in (5, 6)]))
