@@ -463,6 +463,10 @@ def _fetch(archive, batch, runtime, result):
             transient = _classify(exc)
             page = _html_page(exc)
             message = None
+            host = dns_failure(exc)
+            if host is not None and "cannot resolve" not in str(exc):
+                message = (f"{archive.name}: cannot resolve {host}: no network? (query for "
+                           f"{batch.describe()}: {type(exc).__name__}: {scrub(str(exc))})")
             if page is not None:
                 html_pages += 1
                 if html_pages >= 2:  # an HTML page twice: not a blip

@@ -417,6 +417,29 @@ def test_dns_failure_fails_fast(service, monkeypatch, sleeps):
     assert failure.objectids == [1, 2, 3]
 
 
+class _PyvoLike(DemoArchive):
+    """A reader that talks HTTP itself and wraps errors its own way (as pyvo does)."""
+
+    def query(self, batch):
+        import requests
+
+        try:
+            requests.get("http://tap.archive.invalid/sync", timeout=2)
+        except requests.ConnectionError as exc:
+            raise self.error(f"TAP request failed: {exc}", batch, transient=True) from exc
+
+
+def test_dns_failure_in_any_reader_fails_fast_with_the_message(sleeps):
+    archive = _PyvoLike()
+    archive.freeze_settings()
+    (batch,) = archive.plan(multilc.samples.as_sample(targets(2)))
+    res = engine.run_batch(archive, batch, engine.Runtime.from_conf(use_cache=False,
+                                                                   retries=4))
+    (failure,) = res.failures
+    assert failure.attempts == 1 and sleeps == [] and not failure.transient
+    assert failure.message.startswith("demo: cannot resolve tap.archive.invalid: no network?")
+
+
 def test_dns_failure_inside_a_transient_wrapper_is_not_retried():
     import socket
 
