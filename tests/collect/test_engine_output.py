@@ -251,3 +251,46 @@ def test_dask_workers_write_their_parts(service, cluster, tmp_path):
     assert again.report.ok and again.report.batches["demo"]["resumed"] + \
         again.report.batches["demo_other"]["resumed"] == 13
     assert again.read() == here
+
+
+@register_archive
+class _PerTarget(DemoArchive):
+    """Target 3's rows are refused by the reader (a per-target failure)."""
+
+    name = "demo_pertarget"
+
+    def parse(self, raw, batch):
+        from multilc.collect import Failure, ParseResult
+
+        lines = raw.splitlines()
+        kept = [line for line in lines if not line.startswith("3,")]
+        result = super().parse("\n".join(kept) + "\n", batch)
+        failures = [Failure(self.name, [3], "ValueError", "demo_pertarget: target 3 "
+                            "refused")] if 3 in batch.objectid else []
+        return ParseResult(result.lc, {"refused rows": len(lines) - len(kept)}, failures)
+
+
+def test_per_target_failures_and_drops_survive_streaming_and_resume(service, tmp_path):
+    memory = multilc.collect(targets(6), archives="demo_pertarget", chunk_size=4, **FAST)
+    out = multilc.collect(targets(6), archives="demo_pertarget", chunk_size=4,
+                          output=tmp_path / "o", **FAST)
+    again = multilc.collect(targets(6), archives="demo_pertarget", chunk_size=4,
+                            output=tmp_path / "o", **FAST)
+    for report in (memory.report, out.report, again.report):
+        (failure,) = report.failures
+        assert failure.objectids == [3]
+        assert report.dropped == {"demo_pertarget": {"refused rows": 3}}
+    assert again.report.batches["demo_pertarget"]["resumed"] == 2
+    assert out.read() == memory == again.read()
+    assert 3 not in memory.objectids and len(memory.objectids) == 5
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_dask_run_uses_and_fills_the_cache(service, cluster, tmp_path):
+    kw = dict(archives="demo", chunk_size=5, executor=cluster, progress=False,
+              retries=1, timeout=5.0, cache_dir=tmp_path / "cache")
+    first = multilc.collect(targets(15), **kw)
+    assert service.count(PATH) == 3
+    second = multilc.collect(targets(15), **kw)
+    assert service.count(PATH) == 3 and second == first
+    assert second.report.batches["demo"]["cached"] == 3
