@@ -124,7 +124,7 @@ class CheckpointStore:
         with file_lock(lc_path):
             try:
                 meta = self._verified(archive, key, objectids, lc_path, meta_path)
-                lc = self._read(lc_path) if read else None
+                lc = self._read(lc_path) if read else self._check_footer(lc_path)
                 failures = [Failure(**f) for f in meta.get("failures", [])]
                 dropped = {str(k): int(v) for k, v in dict(meta.get("dropped", {})).items()}
             except CacheEntryError:
@@ -174,6 +174,21 @@ class CheckpointStore:
         except Exception as exc:  # noqa: BLE001
             raise CacheEntryError(f"checkpoint {lc_path}: unreadable parquet "
                                   f"({type(exc).__name__}: {exc})") from None
+
+    @staticmethod
+    def _check_footer(lc_path):
+        """Check that the parquet footer and multilc metadata are there (cheap)."""
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.read_metadata(lc_path).metadata or {}
+        except Exception as exc:  # noqa: BLE001
+            raise CacheEntryError(f"checkpoint {lc_path}: unreadable parquet "
+                                  f"({type(exc).__name__}: {exc})") from None
+        if b"multilc" not in meta:
+            raise CacheEntryError(f"checkpoint {lc_path}: parquet file without multilc "
+                                  "metadata")
+        return None
 
     def remove(self, archive, key):
         """Remove batch *key* (no error if absent)."""

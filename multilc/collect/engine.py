@@ -690,6 +690,10 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
                              (runtime.output_dir, "_manifest.json")):
         if folder:
             _write_manifest(folder, manifest, names, sample)
+    if runtime.output_dir:
+        from multilc.collect.output import start_output
+
+        start_output(runtime.output_dir)
     show = _show_progress(progress, conf)
     results = _run_plans(plans, runtime, show, executor,
                          max_workers or setting(conf, "max_workers"))

@@ -27,7 +27,9 @@ the columns asked for.
 The folder is also the run's checkpoint: a rerun with the same ``output=``
 verifies and skips the parts already written (`multilc.collect.checkpoint`).
 Parts of an earlier run with other targets stay on disk but are not read:
-`read_dataset` reads the parts the last run listed in ``_multilc.json``.
+`read_dataset` reads the parts the last run listed in ``_multilc.json``.  A
+run removes that index when it starts and writes it when it ends, so while a
+run is going (or after it was killed) every verified part on disk is read.
 """
 from __future__ import annotations
 
@@ -45,6 +47,15 @@ DATASET_FORMAT = "multilc-dataset/1"
 _INDEX = "_multilc.json"
 #: Parquet columns every light curve needs (the rest can be left out).
 REQUIRED_COLUMNS = ("objectid", "label", "band", "time", "flux", "flux_err")
+
+
+def start_output(folder):
+    """Mark *folder* as a run in progress: its index names the last finished run
+    only while no other run is writing there."""
+    try:
+        (Path(folder) / _INDEX).unlink()
+    except FileNotFoundError:
+        pass
 
 
 def finish_output(folder, report, parts, sample):

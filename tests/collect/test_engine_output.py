@@ -294,3 +294,21 @@ def test_dask_run_uses_and_fills_the_cache(service, cluster, tmp_path):
     second = multilc.collect(targets(15), **kw)
     assert service.count(PATH) == 3 and second == first
     assert second.report.batches["demo"]["cached"] == 3
+
+
+def test_part_replaced_with_matching_checksum_but_no_parquet_is_rerun(service, tmp_path):
+    import hashlib
+
+    first = multilc.collect(targets(10), archives="demo", chunk_size=5,
+                            output=tmp_path / "o", **FAST).read()
+    sidecar = sorted((tmp_path / "o" / "archive=demo").glob("_part-*.json"))[0]
+    part = sidecar.with_name(sidecar.name[1:].replace(".json", ".parquet"))
+    part.write_bytes(b"not parquet")
+    meta = json.loads(sidecar.read_text())
+    meta.update(size=11, sha256=hashlib.sha256(b"not parquet").hexdigest())
+    sidecar.write_text(json.dumps(meta))
+    again = multilc.collect(targets(10), archives="demo", chunk_size=5,
+                            output=tmp_path / "o", **FAST)
+    assert service.count(PATH) == 3
+    assert "unreadable parquet" in again.report.warnings[0]
+    assert again.read() == first
