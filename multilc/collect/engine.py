@@ -381,9 +381,10 @@ def _run_batch(archive, batch, runtime, result):
     for _round in range(2):
         if raw is None:
             if runtime.offline:
+                what = "no usable" if result.warnings else "no"
                 result.failures.append(Failure(
                     name, ids, "OfflineCacheMiss",
-                    f"{name}: offline mode and no cached response for "
+                    f"{name}: offline mode and {what} cached response for "
                     f"{batch.describe()}", False, 0))
                 return
             raw = _fetch(archive, batch, runtime, result)
@@ -418,7 +419,8 @@ def _run_batch(archive, batch, runtime, result):
             result.failures.append(Failure(name, ids, type(exc).__name__,
                                            _message(archive, batch, exc, parsing=True),
                                            False, result.requests))
-            _delete(cache, name, key)  # do not keep a response we cannot read
+            if runtime.use_cache:
+                _delete(cache, name, key)  # do not keep a response we cannot read
             return
         break
     lc = _with_batch_targets(parsed.lc, batch)
