@@ -28,13 +28,14 @@ from typing import Any, ClassVar
 import numpy as np
 from astropy import units as u
 
+from multilc.collect.cache import atomic_write, file_lock  # noqa: F401  (reader API)
 from multilc.errors import InputError, MultilcError
 from multilc.io.registry import _register_archive_format
 
 __all__ = ["Archive", "Batch", "ParseResult", "Failure", "ArchiveError", "TransientError",
            "PermanentError", "register_archive", "get_archive", "ARCHIVES", "setting",
            "check_radius", "http_session", "http_request", "describe_targets", "scrub",
-           "HTMLPageError", "check_not_html", "html_title"]
+           "HTMLPageError", "check_not_html", "html_title", "file_lock", "atomic_write"]
 
 #: Registered archive classes by name.
 ARCHIVES: dict[str, type[Archive]] = {}
