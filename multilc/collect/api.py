@@ -3,8 +3,12 @@
 An archive reader subclasses `Archive` and fills in two methods:
 
 ``query(batch)``
-    a batch of targets in, the archive's raw response out (bytes, text, a
-    VOTable, parquet rows...).  It must be picklable: the engine caches it.
+    a batch of targets in, the archive's raw response out: text, bytes, or a
+    tree of dicts/lists of plain values, NumPy arrays, astropy Tables and
+    Quantities and pyarrow Tables.  The engine caches it as data only
+    (`multilc.collect.cache`; never pickled), so other types are not cached.
+    HTTP goes through `http_request` (``expect="csv"`` etc. refuses an HTML
+    page, honours ``Retry-After`` and fails fast when a host does not resolve).
 ``parse(raw, batch)``
     the raw response in, a `ParseResult` (a `~multilc.MultiBandLightCurve`
     with units and times converted, counts of rows dropped by masks, and
