@@ -423,7 +423,9 @@ def _run_batch(archive, batch, runtime, result):
                 _delete(cache, name, key)  # do not keep a response we cannot read
             return
         break
-    lc = _with_batch_targets(parsed.lc, batch)
+    # Parts on disk carry their targets' labels and positions; in memory this
+    # is done once for the whole result (`_with_all_targets`).
+    lc = _with_batch_targets(parsed.lc, batch) if store is not None else parsed.lc
     result.dropped = {str(k): int(v) for k, v in dict(parsed.dropped).items()}
     result.failures.extend(parsed.failures)
     if store is not None:
