@@ -818,3 +818,29 @@ def test_fault_storm_served_always_costs_only_its_batch(service):
     assert sorted(lc.objectids) == [i for i in range(1, 21) if i not in (5, 6)]
     np.testing.assert_allclose(lc.flux.to_value(u.mJy),
                                expected_flux([i for i in range(1, 21) if i not in (5, 6)]))
+
+
+class _RefusingExecutor:
+    """An executor that cannot take the second batch (as when it cannot be pickled)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def submit(self, fn, *args):
+        import concurrent.futures as cf
+
+        self.n += 1
+        if self.n == 2:
+            raise TypeError("cannot pickle '_thread.lock' object")
+        fut = cf.Future()
+        fut.set_result(fn(*args))
+        return fut
+
+
+def test_batch_an_executor_refuses_is_a_failure(service):
+    lc = multilc.collect(targets(15), archives="demo", chunk_size=5, cache=False,
+                         executor=_RefusingExecutor(), **FAST)
+    failures = lc.report.failures
+    assert [f.objectids for f in failures] == [[6, 7, 8, 9, 10]]
+    assert "cannot pickle" in failures[0].message
+    assert sorted(lc.objectids) == [1, 2, 3, 4, 5, 11, 12, 13, 14, 15]
