@@ -146,7 +146,7 @@ def _row_filter(objectid=None, band=None, time_range=None):
     return expr
 
 
-def read_dataset(path, *, archive=None, objectid=None, band=None, time_range=None,
+def read_dataset(path, *, archives=None, objectid=None, band=None, time_range=None,
                  columns=None):
     """Open a ``collect(output=...)`` dataset, reading only what is asked for.
 
@@ -154,8 +154,9 @@ def read_dataset(path, *, archive=None, objectid=None, band=None, time_range=Non
     ----------
     path : str or path
         The dataset folder.
-    archive : str or sequence of str, optional
-        Only these archives' parts are opened.
+    archives : str or sequence of str, optional
+        Only these archives' parts are opened.  (Not ``archive=``: with
+        ``MultiBandLightCurve.read`` that word means "collect from".)
     objectid : int or sequence of int, optional
     band : str or sequence of str, optional
         Band names (``"ztf:g"``).
@@ -175,7 +176,7 @@ def read_dataset(path, *, archive=None, objectid=None, band=None, time_range=Non
     from multilc.io.formats import read_parquet
     from multilc.lightcurve import MultiBandLightCurve
 
-    files = dataset_parts(path, archive)
+    files = dataset_parts(path, archives)
     expr = _row_filter(objectid, band, time_range)
     cols = None
     if columns is not None:

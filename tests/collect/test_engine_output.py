@@ -82,8 +82,10 @@ def test_two_archives_partition_and_selection(service, tmp_path):
     assert out.read() == memory
     assert sorted({p.parent.name for p in out.parts}) == ["archive=demo",
                                                          "archive=demo_other"]
-    only = out.read(archive="demo_other")
+    only = out.read(archives="demo_other")
     assert set(only.bands) == {"ztf:r"} and len(only) == 36
+    assert MultiBandLightCurve.read(tmp_path / "two", archives=["demo_other"],
+                                    objectid=[1, 2]) == only.select(objectid=[1, 2])
     # row selection by object, band and time, against the in-memory selection
     window = Time([58000.5, 58002.0], format="mjd", scale="tdb")
     picked = out.read(objectid=[3, 4, 11], band="ztf:g", time_range=window)
