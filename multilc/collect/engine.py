@@ -651,6 +651,10 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
                                 retries=retries, backoff=backoff,
                                 checkpoint_dir=str(checkpoint) if checkpoint else None,
                                 output_dir=str(output) if output else None)
+    if checkpoint and output:
+        log.warning("collect: output= is its own checkpoint; checkpoint= is not used "
+                    "when output= is given")
+        checkpoint = runtime.checkpoint_dir = None
     for what, folder in (("checkpoint", checkpoint), ("output", output)):
         if folder and Path(folder).exists() and not Path(folder).is_dir():
             raise InputError(f"{what}={str(folder)!r} exists and is not a folder; "
