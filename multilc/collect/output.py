@@ -104,6 +104,11 @@ def dataset_parts(folder, archive=None):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise FileFormatError(index_path, f"unreadable dataset index ({exc})") from None
         parts = [(arch, folder / rel) for arch in listed for rel in listed[arch]]
+        root = folder.resolve()
+        outside = [p for _, p in parts if root not in p.resolve().parents]
+        if outside:
+            raise FileFormatError(index_path, f"names parts outside the dataset folder: "
+                                              f"{[str(p) for p in outside[:3]]}")
     else:  # a run still going, or killed: every part on disk
         parts = sorted((p.parent.name.split("=", 1)[1], p)
                        for p in folder.glob("archive=*/part-*.parquet"))

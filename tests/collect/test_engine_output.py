@@ -314,3 +314,18 @@ def test_part_replaced_with_matching_checksum_but_no_parquet_is_rerun(service, t
     assert service.count(PATH) == 3
     assert "unreadable parquet" in again.report.warnings[0]
     assert again.read() == first
+
+
+def test_dataset_index_cannot_point_outside_its_folder(service, tmp_path):
+    from multilc.errors import FileFormatError
+
+    multilc.collect(targets(3), archives="demo", output=tmp_path / "o", **FAST)
+    index = tmp_path / "o" / "_multilc.json"
+    data = json.loads(index.read_text())
+    data["parts"]["demo"] = ["../elsewhere/part-x.parquet"]
+    index.write_text(json.dumps(data))
+    with pytest.raises(FileFormatError, match="outside the dataset folder"):
+        MultiBandLightCurve.read(tmp_path / "o")
+    index.write_text("{cut")
+    with pytest.raises(FileFormatError, match="unreadable dataset index"):
+        MultiBandLightCurve.read(tmp_path / "o")
