@@ -84,10 +84,10 @@ from astropy import units as u
 from astropy.table import Table, vstack
 from astropy.time import Time
 
-from multilc.collect.api import (Archive, Failure, ParseResult, http_request, http_session,
-                                 register_archive)
+from multilc.collect.api import (Archive, Failure, HTMLPageError, ParseResult, http_request,
+                                 http_session, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      HtmlAnswer, TruncatedResponse, html_answer_of,
+                                      TruncatedResponse, html_answer_of,
                                       record_last_response, table_from_text)
 from multilc.errors import FileFormatError, InputError, MultilcError
 from multilc.io.registry import register_file_format
@@ -686,7 +686,7 @@ class Gaia(Archive):
             body = resp.content
             problem = html_answer_of(resp, archive=NAME, what="DataLink answer",
                                      objectids=batch.objectid.tolist())
-            if isinstance(problem, HtmlAnswer):
+            if isinstance(problem, HTMLPageError):
                 raise problem
             if not body.startswith(b"PK"):
                 head = body[:200].decode("utf-8", "replace").strip().replace("\n", " ")

@@ -40,12 +40,13 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
-from multilc.collect.api import PermanentError, TransientError
+from multilc.collect.api import (HTMLPageError, PermanentError, TransientError, html_title,
+                                 looks_like_html)
 
 __all__ = ["Field", "ResponseContract", "Checked", "ResponseError", "TruncatedResponse",
-           "HtmlAnswer", "html_answer_of", "record_last_response",
+           "html_answer_of", "record_last_response",
            "table_from_text", "check_text_complete", "check_votable_status",
-           "looks_like_html", "html_title", "declared_unit", "merge_dropped",
+           "declared_unit", "merge_dropped",
            "run_per_target", "failure_of", "MJD_RANGE"]
 
 #: Plausible range of an observation time, MJD: 1950-01-01 (33282) to
@@ -71,17 +72,6 @@ class ResponseError(PermanentError):
 
 class TruncatedResponse(TransientError):
     """An archive answer that was cut off (retrying may give the whole of it)."""
-
-
-class HtmlAnswer(TransientError):
-    """An HTML page (a proxy's or portal's error page) where data was expected.
-
-    Often a passing outage, so it is worth one more try, but not more: the
-    engine retries it at most `retry_limit` times, then reports it as
-    permanent with the page's title.
-    """
-
-    retry_limit = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -575,28 +565,6 @@ def _numbers_from_text(arr):
 
 
 # --------------------------------------------------------------------------- answer text
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-
-
-def looks_like_html(content):
-    """True if *content* (str or bytes) is an HTML page."""
-    head = content[:512]
-    if isinstance(head, bytes):
-        head = head.decode("latin-1")
-    head = head.lstrip().lower()
-    return head.startswith("<!doctype html") or head.startswith("<html") or \
-        ("<html" in head and "<body" in head)
-
-
-def html_title(content):
-    """The ``<title>`` of an HTML page (or its first 80 characters)."""
-    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
-    m = _TITLE.search(text[:20000])
-    if m:
-        return re.sub(r"\s+", " ", m.group(1)).strip()[:120]
-    return re.sub(r"\s+", " ", text.strip())[:80]
-
-
 def check_text_complete(text, *, contract=None, archive=None, what="answer",
                         objectids=None, delimiter=","):
     """Raise `TruncatedResponse` if the last row of delimited *text* was cut short.
@@ -655,8 +623,9 @@ def table_from_text(content, fmt, *, archive, what, objectids=None):
         text = content
         raw = None
     if looks_like_html(text):
-        raise HtmlAnswer(f"{what}: an HTML page came where {fmt} was expected: "
-                         f"{html_title(text)!r}", archive=archive, objectids=objectids)
+        title = html_title(text)
+        raise HTMLPageError(f"{what}: an HTML page came where {fmt} was expected: "
+                            f"{title!r}", archive=archive, objectids=objectids, title=title)
     try:
         if fmt == "votable":
             from astropy.io import votable
@@ -726,7 +695,7 @@ def check_votable_status(vot, *, archive, what="VOTable", objectids=None):
 def html_answer_of(session_or_response, *, archive, what, objectids=None):
     """A transient error if the last HTTP answer was an HTML page or a cut VOTable.
 
-    Returns `HtmlAnswer`, `TruncatedResponse` or None.
+    Returns `~multilc.collect.api.HTMLPageError`, `TruncatedResponse` or None.
 
     For clients such as pyvo that parse the body themselves and report an
     HTML page only as "not a VOTable": pass the `requests.Session` they used
@@ -740,10 +709,11 @@ def html_answer_of(session_or_response, *, archive, what, objectids=None):
         body = resp.content[:20000]
     except Exception:  # noqa: BLE001 - a body already consumed or broken
         body = b""
-    if "html" in ctype or looks_like_html(body):
-        return HtmlAnswer(f"{what}: an HTML page (HTTP {resp.status_code}) came where data "
-                          f"was expected: {html_title(body)!r}", archive=archive,
-                          objectids=objectids)
+    if looks_like_html(body, ctype):
+        title = html_title(body)
+        return HTMLPageError(f"{what}: an HTML page (HTTP {resp.status_code}) came where "
+                             f"data was expected: {title!r}", archive=archive,
+                             objectids=objectids, title=title)
     try:
         tail = resp.content[-400:]
     except Exception:  # noqa: BLE001

@@ -7,10 +7,10 @@ import pytest
 from astropy import units as u
 from astropy.table import MaskedColumn, Table
 
-from multilc.collect.contract import (Field, HtmlAnswer, ResponseContract, ResponseError,
+from multilc.collect.api import HTMLPageError, html_title, looks_like_html
+from multilc.collect.contract import (Field, ResponseContract, ResponseError,
                                       TruncatedResponse, check_text_complete,
-                                      html_title, looks_like_html, parse_unit_string,
-                                      table_from_text)
+                                      parse_unit_string, table_from_text)
 from multilc.errors import MultilcError
 
 CONTRACT = ResponseContract(
@@ -126,7 +126,7 @@ def test_html_is_recognised_with_its_title():
     page = "<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
     assert looks_like_html(page) and looks_like_html(page.encode())
     assert html_title(page) == "503 Service Unavailable"
-    with pytest.raises(HtmlAnswer, match="503 Service Unavailable"):
+    with pytest.raises(HTMLPageError, match="503 Service Unavailable"):
         table_from_text(page, "csv", archive="demo", what="answer")
 
 
