@@ -87,8 +87,9 @@ Units and time
 Default masks (each counted in ``ParseResult.dropped``)
     cadences with NaN ``TIME``; cadences whose quality word has a bit of
     lightkurve's ``quality_bitmask`` preset (``"default"``; also ``"hard"``,
-    ``"hardest"``, ``"none"`` or an int; presets read from
-    `lightkurve.utils.TessQualityFlags` / `KeplerQualityFlags`); cadences with
+    ``"hardest"``, ``"none"`` or an int; the values of
+    `lightkurve.utils.TessQualityFlags` / `KeplerQualityFlags`, kept as data in
+    `QUALITY_PRESETS`); cadences with
     NaN flux or a flux error that is NaN or not positive.
 
 Binning
