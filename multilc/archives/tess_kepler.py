@@ -825,13 +825,12 @@ class _MissionArchive(Archive):
                 # lightkurve's rule for light-curve files (search._filter_products).
                 if obs is None or not name.lower().endswith("lc.fits") or not uri:
                     continue
-                size = row.get("size")
+                size = _float(row.get("size"))
                 products.setdefault(uri, {
                     "dataURI": uri, "filename": name,
                     "obs_id": str(row.get("obs_id") or obs["obs_id"]),
                     "obs_collection": obs["obs_collection"], "author": obs["author"],
-                    "size": int(size) if isinstance(size, (int, float)) and size > 0
-                    else None,
+                    "size": int(size) if np.isfinite(size) and size > 0 else None,
                     "objectids": obs["objectids"]})
         return products, sent
 
@@ -885,10 +884,11 @@ class _MissionArchive(Archive):
                 os.unlink(tmp)
         return True
 
-    def _fetch_and_read(self, batch, local, product, folder):
+    def _fetch_and_read(self, batch, local, sessions, product, folder):
         """Download (with retries of transient errors) and read one product."""
         if not hasattr(local, "session"):
             local.session = http_session(self.timeout)
+            sessions.append(local.session)
         path = self._local_path(folder, product)
         retries = max(0, int(self.setting("download_retries")))
         for attempt in range(retries + 1):
@@ -929,9 +929,11 @@ class _MissionArchive(Archive):
         fetched = 0
         if products:
             local = threading.local()
+            sessions = []            # one requests.Session per download thread
             workers = max(1, min(int(self.setting("download_concurrency")), len(products)))
             with cf.ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-dl") as pool:
-                futures = {pool.submit(self._fetch_and_read, batch, local, p, folder): p
+                futures = {pool.submit(self._fetch_and_read, batch, local, sessions, p,
+                                       folder): p
                            for p in products.values()}
                 for fut in cf.as_completed(futures):
                     product = futures[fut]
@@ -949,6 +951,9 @@ class _MissionArchive(Archive):
                     fetched += got
                     for oid in product["objectids"]:
                         per_target[oid].append((product["dataURI"], arrays))
+            for sess in sessions:
+                sess.close()
+        session.close()
         targets = []
         for i, oid in enumerate(batch.objectid):
             found = sorted(per_target[int(oid)], key=lambda item: item[0])
