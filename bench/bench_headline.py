@@ -255,6 +255,93 @@ def stats(values):
     return f"min {min(values):6.2f} s, median {statistics.median(values):6.2f} s"
 
 
+def setup_all(server, sky, work):
+    """Mount every stand-in on *server* (and write the local catalogs)."""
+    standin = mast_standin(server, sky)
+    ztf_standin(server, sky)
+    panstarrs_standin(server, sky)
+    hcv_standin(server, sky)
+    gaia_standin(server, sky)
+    heasarc_standin(server, sky)
+    icecube_release(work / "icecube", sky)
+    wise_catalogs(work / "wise", sky)
+    return standin
+
+
+def _serve(conn, latency, work):
+    """Child process: run the stand-ins, answer the parent's commands."""
+    before = dict(os.environ)
+    with ReplayServer(latency=latency) as server:
+        standin = setup_all(server, yang_sample(), work)
+        conn.send({k: v for k, v in os.environ.items() if before.get(k) != v})
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "latency":
+                server.latency = arg
+                conn.send(None)
+            elif cmd == "clear":
+                server.clear()
+                standin.invocations.clear()
+                conn.send(None)
+            elif cmd == "requests":
+                conn.send(_requests(server, standin))
+            else:
+                conn.send(None)
+                break
+
+
+class Standins:
+    """The stand-ins, in a child process (default) or in this process.
+
+    In this process, the stand-ins' own CPU work (rendering CSV, VOTables,
+    zips) competes with the readers for this process's GIL; in a child
+    process it does not, as with real archives.
+    """
+
+    def __init__(self, latency, work, *, in_process=False):
+        self.in_process = in_process
+        if in_process:
+            self.server = ReplayServer(latency=latency).start()
+            self.standin = setup_all(self.server, yang_sample(), work)
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("fork")
+            self.conn, child = ctx.Pipe()
+            self.process = ctx.Process(target=_serve, args=(child, latency, work),
+                                       daemon=True)
+            self.process.start()
+            os.environ.update(self.conn.recv())
+
+    def _ask(self, cmd, arg=None):
+        self.conn.send((cmd, arg))
+        return self.conn.recv()
+
+    def set_latency(self, value):
+        if self.in_process:
+            self.server.latency = value
+        else:
+            self._ask("latency", value)
+
+    def clear(self):
+        if self.in_process:
+            self.server.clear()
+            self.standin.invocations.clear()
+        else:
+            self._ask("clear")
+
+    def requests(self):
+        return _requests(self.server, self.standin) if self.in_process else \
+            self._ask("requests")
+
+    def stop(self):
+        if self.in_process:
+            self.server.stop()
+        else:
+            self._ask("stop")
+            self.process.join(10)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,41 +352,39 @@ def main():
     parser.add_argument("--no-loop", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--archives", default="all")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the stand-ins in this process (their CPU then competes "
+                             "with the readers for the GIL)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also time the all-at-once run with batches on a process "
+                             "pool of this size")
     args = parser.parse_args()
 
     sky = yang_sample()
     work = Path(tempfile.mkdtemp(prefix="bench-headline-"))
     os.environ["MULTILC_CACHE_DIR"] = str(work / "cache")
-    with ReplayServer(latency=args.latency) as server:
-        standin = mast_standin(server, sky)
-        ztf_standin(server, sky)
-        panstarrs_standin(server, sky)
-        hcv_standin(server, sky)
-        gaia_standin(server, sky)
-        heasarc_standin(server, sky)
-        icecube_release(work / "icecube", sky)
-        wise_catalogs(work / "wise", sky)
-
+    standins = Standins(args.latency, work, in_process=args.in_process)
+    try:
         from multilc.collect.engine import _resolve_archives
 
         names = _resolve_archives(args.archives)
         print(f"{len(sky)} targets x {len(names)} archives ({', '.join(names)}); "
-              f"{args.latency * 1000:.0f} ms latency per HTTP request\n")
+              f"{args.latency * 1000:.0f} ms latency per HTTP request; stand-ins "
+              f"{'in this process' if args.in_process else 'in a child process'}\n")
 
         # warm-up: imports and astropy/IERS state, not timed
-        server.latency = 0.0
+        standins.set_latency(0.0)
         run(sky[:2], names)
-        server.latency = args.latency
+        standins.set_latency(args.latency)
 
         # all at once
         together, requests = [], None
         for _ in range(args.repeat):
-            server.clear()
-            standin.invocations.clear()
+            standins.clear()
             t, lc = run(sky, names)
             together.append(t)
             if requests is None:
-                requests = _requests(server, standin)
+                requests = standins.requests()
                 report = lc.report
         failed = [f for f in report.failures]
         print(f"all {len(names)} archives at once: {stats(together)}"
@@ -329,6 +414,18 @@ def main():
         print(f"absolute all-at-once: {t_all:.2f} s median, {min(together):.2f} s min "
               f"(goal < {GOAL_SECONDS:.0f} s)")
 
+        if args.processes:
+            import concurrent.futures as cf
+
+            times = []
+            with cf.ProcessPoolExecutor(args.processes) as pool:
+                run(sky[:2], names, executor=pool)          # warm the workers
+                for _ in range(args.repeat):
+                    t, _ = run(sky, names, executor=pool)
+                    times.append(t)
+            print(f"\nall at once, batches on {args.processes} processes: {stats(times)} "
+                  f"(threads: {t_all:.2f} s median)")
+
         if not args.no_loop:
             loops = [per_target_loop(sky, names) for _ in range(args.loop_repeat)]
             print(f"\nper-target sequential loop: {stats(loops)}")
@@ -348,6 +445,8 @@ def main():
             st.sort_stats("cumulative").print_stats(30)
             st.sort_stats("tottime").print_stats(20)
             print(out.getvalue())
+    finally:
+        standins.stop()
 
 
 def _requests(server, standin):
