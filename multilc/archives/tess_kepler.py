@@ -310,7 +310,7 @@ def read_lightcurve_file(path, *, author=None):
             return _read_hdul(source, path, author)
     except MissionFileError:
         raise
-    except (OSError, ValueError, KeyError, IndexError, TypeError, Warning) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of a damaged file is typed
         raise MissionFileError(path, f"corrupt or truncated FITS file: "
                                      f"{type(exc).__name__}: {exc}") from exc
 
@@ -1065,9 +1065,10 @@ def read_mission_file(path, *, mission=None, objectid=None, label=None, ra=None,
     products = [read_lightcurve_file(p) for p in paths]
     for p in products:
         if mission is not None and p["mission"] != mission:
-            raise ValueError(f"{p['path']}: the header says {MISSIONS[p['mission']].mission} "
-                             f"(TELESCOP/MISSION), not {MISSIONS[mission].mission}; use "
-                             f"format='{p['mission']}.lightcurve'")
+            raise MissionFileError(p["path"], f"the header says "
+                                              f"{MISSIONS[p['mission']].mission} (TELESCOP/"
+                                              f"MISSION), not {MISSIONS[mission].mission}; use "
+                                              f"format='{p['mission']}.lightcurve'")
     first = products[0]
     for name, value in (("ra", ra), ("dec", dec)):
         if value is not None and not (isinstance(value, u.Quantity)
@@ -1085,7 +1086,8 @@ def read_mission_file(path, *, mission=None, objectid=None, label=None, ra=None,
         [target], {"flux_column": flux_column, "quality_bitmask": quality_bitmask,
                    "bin_to": bin_to, "match": "all"}, name, raise_errors=True)
     if result.failures:
-        raise ValueError("; ".join(f.message for f in result.failures))
+        raise MissionFileError(", ".join(str(p["path"]) for p in products),
+                               "; ".join(f.message for f in result.failures))
     if result.dropped:
         log.info(f"{name}.lightcurve: dropped " + ", ".join(
             f"{n} ({reason})" for reason, n in result.dropped.items()))

@@ -518,3 +518,45 @@ def test_remote_kepler_and_k2():
     k2 = multilc.collect(SkyCoord(172.560141, 7.588391, unit="deg"),        # K2-18
                          archives=["k2"], radius=2 * u.arcsec, progress=False)
     assert k2.bands == ["k2:K2"]
+
+
+# --------------------------------------------------------------------------- fuzz
+def test_fuzz_damaged_files_end_as_data_or_typed_error(tmp_path):
+    """300 damaged copies of a SPOC file (seed 12): each is read as valid data
+    or refused with a multilc error; never another exception, never a NaN,
+    negative error or non-finite time in the result."""
+    from multilc.errors import MultilcError
+
+    rng = np.random.default_rng(12)
+    n = 300
+    t = np.sort(rng.uniform(1000, 1027, n))
+    good = write_lc(tmp_path / "good_lc.fits", "tess", time=t,
+                    pdcsap=rng.normal(1000, 5, n), pdcsap_err=np.full(n, 5.0),
+                    quality=np.where(rng.random(n) < 0.1, 32, 0)).read_bytes()
+    outcomes = {"data": 0, "error": 0}
+    for case in range(300):
+        data = bytearray(good)
+        kind = case % 3
+        if kind == 0:                               # cut at a random byte
+            data = data[:int(rng.integers(0, len(data)))]
+        elif kind == 1:                             # flip 1-8 random bits
+            for _ in range(int(rng.integers(1, 9))):
+                i = int(rng.integers(0, len(data)))
+                data[i] ^= 1 << int(rng.integers(0, 8))
+        else:                                       # overwrite a run with garbage
+            i = int(rng.integers(0, len(data) - 64))
+            data[i:i + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+        path = tmp_path / f"case{case}_lc.fits"
+        path.write_bytes(bytes(data))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lc = MultiBandLightCurve.read(path, format="tess.lightcurve")
+        except MultilcError:
+            outcomes["error"] += 1
+            continue
+        outcomes["data"] += 1
+        assert np.isfinite(lc.time.mjd).all()
+        assert np.isfinite(lc.flux.value).all()
+        assert (lc.flux_err.value > 0).all() and np.isfinite(lc.flux_err.value).all()
+    assert outcomes["data"] > 0 and outcomes["error"] > 0
