@@ -38,7 +38,9 @@ What is queried (MAST API, https://mast.stsci.edu/api/v0/)
     running, which is unsafe in threads.
 
     Format details the MAST documentation does not give, and what is assumed:
-    the crossmatch answer's column list (assumed: the CAOM observation fields
+    the unit of the crossmatch ``radius`` (assumed degrees, as for the
+    documented cone services, whose example radii 0.001-0.2 it shares); the
+    crossmatch answer's column list (assumed: the CAOM observation fields
     of ``Mast.Caom.Cone``, possibly with the uploaded columns echoed; only
     CAOM fields are used); whether the crossmatch radius applies to
     ``s_ra``/``s_dec`` or to footprints (the radius is re-applied here to
