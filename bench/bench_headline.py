@@ -22,6 +22,11 @@ icecube                 a local release folder (no HTTP: the reader downloads th
 unwise, neowise         local HEALPix parquet catalogs (no HTTP: bulk readers)
 ======================  ========================================================
 
+The stand-ins run in a child process (``--in-process`` puts them in this
+process, where their own CPU work competes with the readers for the GIL).
+The helpers of the reader tests are imported from ``tests/archives`` and
+their module-level sample data replaced by objects at the Yang positions.
+
 Printed (each measured ``--repeat`` times; min and median):
 
 * all archives at once (one ``multilc.collect(..., archives="all")``);
