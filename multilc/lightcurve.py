@@ -166,7 +166,12 @@ def _time_values(time, n=None):
     if np.any(mask):
         raise LightCurveError(f"time has {int(np.sum(mask))} missing (masked/NaN) values; "
                               "every measurement needs a time")
-    values = np.atleast_1d(np.asarray(time.tdb.mjd, dtype="float64"))
+    tdb = time if time.scale == TIME_SCALE else time.tdb
+    # MJD = (jd1 - 2400000.5) + jd2: the subtraction is exact (jd1 holds whole
+    # or half days), so this is astropy's TimeMJD value without its
+    # general-purpose overhead (~0.1 ms a call, 4,000 calls per run).
+    values = np.atleast_1d(np.asarray(tdb.jd1 - 2400000.5, dtype="float64")
+                           + np.asarray(tdb.jd2, dtype="float64"))
     if n is not None and len(values) != n:
         raise LightCurveError(f"time has {len(values)} values but there are {n} "
                               "measurements")
@@ -178,6 +183,9 @@ def _time_values(time, n=None):
 
 def _codes(values):
     """Factorize to (codes, uniques) with uniques sorted."""
+    if len(values) and values[0] == values[-1] and (values == values[0]).all():
+        # the usual reader piece: one object, one band
+        return np.zeros(len(values), "int64"), values[:1].copy()
     uniques, codes = np.unique(values, return_inverse=True)
     return codes.reshape(-1), uniques
 
@@ -1971,6 +1979,11 @@ def _sort_order(data):
 
 def _is_sorted(obj, band, time):
     """True if rows are ordered by (object, band, time); O(n)."""
+    if obj[0] == obj[-1] and band[0] == band[-1]:
+        # one object and band (if sorted at all): only time order matters,
+        # provided the codes are constant
+        if (obj == obj[0]).all() and (band == band[0]).all():
+            return bool((time[1:] >= time[:-1]).all())
     d_obj = np.diff(obj.astype("int64"))
     d_band = np.diff(band.astype("int64"))
     d_time = np.diff(time)
