@@ -1356,6 +1356,204 @@ class MultiBandLightCurve:
             yield int(oid), self._derive(ds=_subset(ds, keep_obs, ev_obj == code,
                                                     obj_keep, bands_here))
 
+    # ------------------------------------------------------------------ operations
+    def _row_values(self):
+        """Per-row flux and error in each band's storage unit, and the group bounds.
+
+        Returns ``(values, errors, instrumental_rows, upper_limit, starts)``;
+        rows of one (object, band) are ``starts[i]:starts[i + 1]``.
+        """
+        ds = self._ds
+        vals = ds["flux"].values.copy()
+        errs = ds["flux_err"].values.copy()
+        instr = np.zeros(len(vals), bool)
+        if "flux_instrumental" in ds and not self.normalized:
+            instr_band = np.array([_is_instrumental(x) for x in ds["flux_unit"].values],
+                                  bool)
+            instr = instr_band[ds["obs_band"].values]
+            vals[instr] = ds["flux_instrumental"].values[instr]
+            errs[instr] = ds["flux_instrumental_err"].values[instr]
+        ul = ds["upper_limit"].values.astype(bool) if "upper_limit" in ds else \
+            np.zeros(len(vals), bool)
+        key = ds["obs_object"].values.astype("int64") * 65536 + \
+            ds["obs_band"].values.astype("int64")
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [len(key)])) \
+            if len(key) else np.zeros(1, "int64")
+        return vals, errs, instr, ul, starts
+
+    def _with_obs(self, data, attrs=None):
+        """A copy whose obs columns are *data* (already sorted); other dims kept."""
+        cols = {k: v for k, v in self._columns().items() if _dim_of(k) != "obs"}
+        cols.update(data)
+        attrs = dict(self._attrs if attrs is None else attrs)
+        return self._derive(cols=cols, attrs=attrs)
+
+    def remove_outliers(self, sigma=5.0, *, maxiters=5, return_counts=False):
+        """Remove outliers by sigma clipping, per object and band.
+
+        Uses `astropy.stats.sigma_clip` (centre: median, spread: standard
+        deviation, iterated up to *maxiters* times) on the flux of each
+        (object, band), in its storage unit.  Upper limits are neither used
+        for the statistics nor removed; NaN fluxes are left alone; events are
+        untouched; objects and bands stay even if all their points go.  The
+        same test is available per array as `clip_mask` (the plotting module
+        uses it).
+
+        Parameters
+        ----------
+        sigma : float
+            Clipping threshold in standard deviations.
+        maxiters : int or None
+            Iterations of sigma clipping (None: until convergence).
+        return_counts : bool
+            Also return ``{(objectid, band): number removed}``.
+
+        Returns
+        -------
+        `MultiBandLightCurve`, or (light curve, dict) with *return_counts*
+        """
+        vals, _, _, ul, starts = self._row_values()
+        clipped = np.zeros(len(vals), bool)
+        counts = {}
+        ds = self._ds
+        ids, bands = self.objectids, self.bands
+        oo, ob = ds["obs_object"].values, ds["obs_band"].values
+        for a, b in zip(starts[:-1], starts[1:]):
+            if b <= a:
+                continue
+            clipped[a:b] = clip_mask(vals[a:b], sigma, maxiters=maxiters, ignore=ul[a:b])
+            key = (int(ids[oo[a]]), bands[ob[a]])
+            counts[key] = int(clipped[a:b].sum())
+        keep = np.flatnonzero(~clipped)
+        out = self._derive(ds=ds.isel(obs=keep)) if clipped.any() else self
+        return (out, counts) if return_counts else out
+
+    def normalize(self):
+        """Divide flux and error by the median flux of each object and band.
+
+        The median is taken over detections (not upper limits, finite
+        values).  Upper limits are divided by the same number and stay
+        flagged; events are untouched; the archive's own ``mag`` columns are
+        kept unchanged.  Fluxes become dimensionless, so calibrated and
+        uncalibrated (TESS/Kepler/K2) bands share the ``flux`` column and
+        `get_flux` returns a dimensionless Quantity; `to_abmag` no longer
+        applies.  An (object, band) whose median is not positive gets NaN
+        fluxes and a warning.
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        vals, errs, _, ul, starts = self._row_values()
+        scale = np.full(len(vals), np.nan)
+        bad = []
+        ds = self._ds
+        for a, b in zip(starts[:-1], starts[1:]):
+            if b <= a:
+                continue
+            det = vals[a:b][~ul[a:b] & np.isfinite(vals[a:b])]
+            med = np.median(det) if len(det) else np.nan
+            if not med > 0:
+                bad.append((int(self.objectids[ds["obs_object"].values[a]]),
+                            self.bands[ds["obs_band"].values[a]]))
+            else:
+                scale[a:b] = med
+        if bad:
+            warnings.warn(f"normalize: no positive median flux for {_preview(bad)}; "
+                          "their fluxes are NaN", stacklevel=2)
+        data = {k: v for k, v in self._columns().items() if _dim_of(k) == "obs"
+                and not k.startswith("flux_instrumental")}
+        data["flux"] = vals / scale
+        data["flux_err"] = errs / scale
+        attrs = dict(self._attrs)
+        attrs[_NORMALIZED_ATTR] = "median"
+        return self._with_obs(data, attrs)
+
+    def bin(self, width, *, time_bin_start=None):
+        """Average measurements in time bins, per object and band.
+
+        Each bin's flux is the inverse-variance weighted mean
+        ``sum(w f) / sum(w)`` with ``w = 1 / flux_err**2``, its error
+        ``1 / sqrt(sum(w))``, its time the bin centre, and ``n_binned`` the
+        number of measurements averaged.  Measurements without a positive
+        finite error, and upper limits, do not enter the means.  A bin
+        holding only upper limits gives one upper limit: the smallest
+        (most constraining) one, flagged ``upper_limit``.  Per-measurement
+        columns that do not average (``mag``, ``flag``, ``source_id``,
+        ``separation``) are dropped; compute magnitudes of the bins with
+        `to_abmag`.  Events are untouched.
+
+        Parameters
+        ----------
+        width : `~astropy.units.Quantity`
+            Bin width (a time, e.g. ``1 * u.day``).
+        time_bin_start : `~astropy.time.Time`, optional
+            Start of the first bin for every group; by default each (object,
+            band) starts at its first measurement.
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        if not isinstance(width, u.Quantity) or not width.unit.is_equivalent(u.day):
+            raise InputError(f"bin width must be a time Quantity (e.g. 1 * u.day), got "
+                             f"{width!r}")
+        w_days = float(width.to_value(u.day))
+        if not np.isfinite(w_days) or w_days <= 0:
+            raise InputError(f"bin width must be positive and finite, got {width}")
+        vals, errs, instr, ul, starts = self._row_values()
+        ds = self._ds
+        t = ds["time"].values
+        n = len(t)
+        if not n:
+            return self
+        group = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        if time_bin_start is not None:
+            origin = np.full(len(starts) - 1, _time_values(time_bin_start)[0])
+        else:
+            origin = t[starts[:-1]]
+        bin_idx = np.floor((t - origin[group]) / w_days).astype("int64")
+        new_seg = np.ones(n, bool)
+        new_seg[1:] = (group[1:] != group[:-1]) | (bin_idx[1:] != bin_idx[:-1])
+        seg = np.cumsum(new_seg) - 1
+        seg_starts = np.flatnonzero(new_seg)
+        n_seg = len(seg_starts)
+        valid = ~ul & np.isfinite(vals) & np.isfinite(errs) & (errs > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(valid, 1.0 / np.where(valid, errs, 1.0) ** 2, 0.0)
+        sw = np.bincount(seg, w, minlength=n_seg)
+        swf = np.bincount(seg, w * np.where(valid, vals, 0.0), minlength=n_seg)
+        n_valid = np.bincount(seg, valid, minlength=n_seg).astype("int64")
+        n_ul = np.bincount(seg, ul & np.isfinite(vals), minlength=n_seg).astype("int64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flux = swf / sw
+            err = 1.0 / np.sqrt(sw)
+        # bins of upper limits only: keep the most constraining limit
+        ul_only = (n_valid == 0) & (n_ul > 0)
+        if ul_only.any():
+            order = np.lexsort((np.where(ul & np.isfinite(vals), vals, np.inf), seg))
+            chosen = order[seg_starts]
+            flux = np.where(ul_only, vals[chosen], flux)
+            err = np.where(ul_only, errs[chosen], err)
+        keep = (n_valid > 0) | ul_only
+        counts = np.where(n_valid > 0, n_valid, n_ul)
+        first = seg_starts
+        seg_instr = instr[first]
+        data = {
+            "time": (origin[group[first]] + (bin_idx[first] + 0.5) * w_days)[keep],
+            "obs_object": ds["obs_object"].values[first][keep],
+            "obs_band": ds["obs_band"].values[first][keep],
+            "flux": np.where(seg_instr, np.nan, flux)[keep],
+            "flux_err": np.where(seg_instr, np.nan, err)[keep],
+        }
+        if "flux_instrumental" in ds and not self.normalized:
+            data["flux_instrumental"] = np.where(seg_instr, flux, np.nan)[keep]
+            data["flux_instrumental_err"] = np.where(seg_instr, err, np.nan)[keep]
+        if "upper_limit" in ds:
+            data["upper_limit"] = ul_only[keep]
+        data["n_binned"] = counts[keep]
+        return self._with_obs(data)
+
     # ------------------------------------------------------------------ exports
     def to_pandas(self, *, layout="multiindex", columns=None, events=False, names=None):
         """Export to pandas.
@@ -1568,6 +1766,45 @@ class MultiBandLightCurve:
     def nbytes(self):
         """Memory held by the arrays, in bytes."""
         return int(self._ds.nbytes)
+
+
+def clip_mask(flux, sigma=5.0, *, maxiters=5, ignore=None):
+    """True where sigma clipping rejects a value (one array).
+
+    The test `MultiBandLightCurve.remove_outliers` applies per object and
+    band: `astropy.stats.sigma_clip` with median centre and standard-deviation
+    spread.  Use it on the values of one band (the plotting module does).
+
+    Parameters
+    ----------
+    flux : array-like or `~astropy.units.Quantity`
+        Values of one object and band.
+    sigma : float
+        Threshold in standard deviations.
+    maxiters : int or None
+        Iterations (None: until convergence).
+    ignore : array-like of bool, optional
+        Values neither used for the statistics nor flagged (upper limits).
+
+    Returns
+    -------
+    `numpy.ndarray` of bool
+        True for outliers.  NaN/inf values and ignored ones are False; with
+        fewer than 3 usable values nothing is flagged.
+    """
+    from astropy.stats import sigma_clip
+
+    vals = np.asarray(flux.value if isinstance(flux, u.Quantity) else flux, dtype=float)
+    use = np.isfinite(vals)
+    if ignore is not None:
+        use &= ~np.asarray(ignore, dtype=bool)
+    out = np.zeros(vals.shape, bool)
+    if use.sum() < 3:
+        return out
+    clipped = sigma_clip(vals[use], sigma=sigma, maxiters=maxiters, cenfunc="median",
+                         stdfunc="std", masked=True)
+    out[np.flatnonzero(use)] = np.ma.getmaskarray(clipped)
+    return out
 
 
 def _raise_unit(name, have, want):
