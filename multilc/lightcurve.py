@@ -1684,6 +1684,46 @@ class MultiBandLightCurve:
             t.meta["multilc_report"] = json.loads(self._attrs[_REPORT_ATTR])
         return t
 
+    # ------------------------------------------------------------------ bridges
+    def to_timeseries(self, objectid=None, band=None):
+        """astropy TimeSeries, one per object and band; see `multilc.bridges.to_timeseries`."""
+        from multilc import bridges
+
+        return bridges.to_timeseries(self, objectid, band)
+
+    @classmethod
+    def from_timeseries(cls, series, *, objectid=None, band=None, name=None):
+        """From astropy TimeSeries; see `multilc.bridges.from_timeseries`."""
+        from multilc import bridges
+
+        return bridges.from_timeseries(series, objectid=objectid, band=band, name=name)
+
+    def to_lightkurve(self, objectid=None, band=None):
+        """lightkurve LightCurve(Collection); see `multilc.bridges.to_lightkurve`."""
+        from multilc import bridges
+
+        return bridges.to_lightkurve(self, objectid, band)
+
+    @classmethod
+    def from_lightkurve(cls, obj, *, objectid=None, band=None, name=None):
+        """From lightkurve light curves; see `multilc.bridges.from_lightkurve`."""
+        from multilc import bridges
+
+        return bridges.from_lightkurve(obj, objectid=objectid, band=band, name=name)
+
+    def to_nested(self):
+        """nested-pandas NestedFrame, one row per object; see `multilc.bridges.to_nested`."""
+        from multilc import bridges
+
+        return bridges.to_nested(self)
+
+    @classmethod
+    def from_nested(cls, nf, **kwargs):
+        """From a nested-pandas NestedFrame; see `multilc.bridges.from_nested`."""
+        from multilc import bridges
+
+        return bridges.from_nested(nf, **kwargs)
+
     # ------------------------------------------------------------------ display
     def plot(self, objectid=None, **kwargs):
         """One figure of one target; see `multilc.plotting.plot`.
@@ -1766,6 +1806,18 @@ class MultiBandLightCurve:
     def nbytes(self):
         """Memory held by the arrays, in bytes."""
         return int(self._ds.nbytes)
+
+
+def _row_groups(lc):
+    """(object code, band code, slice) of each (object, band) with measurements."""
+    ds = lc.ds
+    oo, ob = ds["obs_object"].values, ds["obs_band"].values
+    if not len(oo):
+        return []
+    key = oo.astype("int64") * 65536 + ob.astype("int64")
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [len(key)]))
+    return [(int(oo[a]), int(ob[a]), slice(int(a), int(b)))
+            for a, b in zip(starts[:-1], starts[1:])]
 
 
 def clip_mask(flux, sigma=5.0, *, maxiters=5, ignore=None):
