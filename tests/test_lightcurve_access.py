@@ -259,3 +259,15 @@ def test_to_abmag_agrees_with_flux_to_mag():
     np.testing.assert_allclose(mag_err.value, ref_err.value, rtol=0, atol=1e-9)
     # and with astropy's AB magnitude directly
     np.testing.assert_allclose(mag.value, flux.to(u.ABmag).value, rtol=0, atol=1e-9)
+
+
+def test_datamodel_guide_examples_run():
+    """The ``>>>`` examples of docs/guide/datamodel.rst run as printed."""
+    import doctest
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "guide" / "datamodel.rst"
+    result = doctest.testfile(str(page), module_relative=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 15
+    assert result.failed == 0
