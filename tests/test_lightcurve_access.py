@@ -207,6 +207,14 @@ def test_meta_mutation_reaches_attrs(lc):
     assert json.loads(lc.ds.attrs["multilc_meta"]) == {"note": "checked by eye"}
 
 
+def test_equality_ignores_report_not_meta(lc):
+    other = lc.select(objectid=[4, 7])
+    other.report = {"seconds": 3.0}
+    assert other == lc
+    other.meta = {"x": 1}
+    assert other != lc
+
+
 def test_concat_merges_meta_and_reports(lc):
     a = lc.select(objectid=4)
     b = lc.select(objectid=7)
@@ -230,6 +238,7 @@ def test_table_round_trip_with_tess_events_and_empty_object(mixed):
         "tess:TESS")] == "SPOC; sector 27"
     back = MultiBandLightCurve.from_table(t)
     assert back == mixed
+    assert back.ds.attrs == mixed.ds.attrs  # report included
     assert back.names[9] == "No data galaxy"
     assert back.meta == mixed.meta
 
