@@ -223,9 +223,13 @@ def _parse_unit(unit_string):
     return u.Unit(unit_string)
 
 
+_NO_EVENTS = {k: np.array([], dtype=object if dt == "str" else dt)
+              for k, (dt, _) in EVENT_COLUMNS.items()}
+
+
 def _empty_events():
-    return {k: np.array([], dtype=object if dt == "str" else dt)
-            for k, (dt, _) in EVENT_COLUMNS.items()}
+    # shared read-only arrays: _canonical copies what it keeps
+    return _NO_EVENTS
 
 
 # --------------------------------------------------------------------------- class
@@ -468,7 +472,12 @@ class MultiBandLightCurve:
             scale = flux_unit.to(INSTRUMENTAL_UNIT)
             ins[is_instr] = fv[is_instr] * scale
             ins_err[is_instr] = fe[is_instr] * scale
-        if (~is_instr).any():
+        if not is_instr.any() and n and flux_unit.is_equivalent(u.mJy):
+            # the usual piece: calibrated only, no masking needed
+            scale = flux_unit.to(u.mJy)
+            cal = fv * scale if scale != 1 else fv.copy()
+            cal_err = fe * scale if scale != 1 else fe.copy()
+        elif (~is_instr).any():
             cal_mask = ~is_instr
             if flux_unit.is_equivalent(u.mJy):
                 scale = flux_unit.to(u.mJy)
