@@ -1280,7 +1280,8 @@ class MultiBandLightCurve:
         Returns
         -------
         `MultiBandLightCurve`
-            Objects left without measurements or events are dropped.
+            Objects left without measurements or events are dropped, except
+            those asked for by *objectid* or *name*.
         """
         ds = self._ds
         keep_obs = np.ones(len(self), bool)
@@ -1347,7 +1348,9 @@ class MultiBandLightCurve:
             keep_obs &= (t >= lo) & (t <= hi)
             et = ds["event_time"].values
             keep_ev &= (et >= lo) & (et <= hi)
-        return self._derive(ds=_subset(ds, keep_obs, keep_ev, obj_keep, band_keep))
+        # objects asked for by id or name stay, with or without data left
+        force = obj_keep if (objectid is not None or name is not None) else None
+        return self._derive(ds=_subset(ds, keep_obs, keep_ev, obj_keep, band_keep, force))
 
     def __iter__(self) -> Iterator[tuple[int, MultiBandLightCurve]]:
         """Iterate over ``(objectid, light curve of that object)``."""
@@ -1363,7 +1366,7 @@ class MultiBandLightCurve:
             bands_here = np.zeros(ds.sizes["band"], bool)
             bands_here[np.unique(ds["obs_band"].values[keep_obs])] = True
             yield int(oid), self._derive(ds=_subset(ds, keep_obs, ev_obj == code,
-                                                    obj_keep, bands_here))
+                                                    obj_keep, bands_here, obj_keep))
 
     # ------------------------------------------------------------------ operations
     def _row_values(self):
@@ -2357,11 +2360,15 @@ def _validate(ds):
     return ds
 
 
-def _subset(ds, keep_obs, keep_ev, obj_keep, band_keep):
-    """Subset obs/events, then drop objects/bands no longer used (and recode)."""
+def _subset(ds, keep_obs, keep_ev, obj_keep, band_keep, force_objects=None):
+    """Subset obs/events, then drop objects/bands no longer used (and recode).
+
+    Objects in *force_objects* (a boolean mask) stay even without data.
+    """
     obs_idx = np.flatnonzero(keep_obs)
     ev_idx = np.flatnonzero(keep_ev)
-    used_obj = np.zeros(ds.sizes["object"], bool)
+    used_obj = np.zeros(ds.sizes["object"], bool) if force_objects is None else \
+        np.asarray(force_objects, bool).copy()
     used_obj[ds["obs_object"].values[obs_idx]] = True
     used_obj[ds["event_object"].values[ev_idx]] = True
     used_band = np.zeros(ds.sizes["band"], bool)

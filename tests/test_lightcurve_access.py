@@ -88,6 +88,7 @@ def test_to_pandas_names(lc):
     long = lc.to_pandas(layout="long", names="column")
     back = MultiBandLightCurve.from_pandas(long)
     assert back.names == lc.names
+    assert MultiBandLightCurve.from_pandas(idx).names == lc.names
 
 
 def test_concat_keeps_names_and_fills_missing(lc):
@@ -241,6 +242,17 @@ def test_table_round_trip_with_tess_events_and_empty_object(mixed):
     assert back.ds.attrs == mixed.ds.attrs  # report included
     assert back.names[9] == "No data galaxy"
     assert back.meta == mixed.meta
+
+
+def test_object_without_data_can_be_selected(mixed):
+    nine = mixed[9]
+    assert nine.objectids.tolist() == [9] and len(nine) == 0 and nine.n_events == 0
+    assert nine.names == {9: "No data galaxy"}
+    ids = [oid for oid, _ in mixed]
+    assert ids == [1, 2, 3, 5, 9]
+    assert len(mixed.select(objectid=[1, 9], band="ztf:g").objectids) == 2
+    # without an explicit object request, objects left without data go
+    assert mixed.select(band="ztf:g").objectids.tolist() == [1]
 
 
 def test_from_table_plain_table_with_tess_in_flux():
