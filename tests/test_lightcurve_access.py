@@ -292,3 +292,25 @@ def test_datamodel_guide_examples_run():
                               optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 15
     assert result.failed == 0
+
+
+def test_engine_path_from_objects_plus_pieces():
+    """How the engine keeps every target and its sample name (see with_names too)."""
+    from astropy.table import Table
+
+    sample = Table({"objectid": [30, 10, 20], "name": ["Mrk 590", "", "NGC 4151"],
+                    "label": ["Yang 18", "Yang 18", "SDSS"]})
+    coord = SkyCoord([33.64, 10.0, 182.64] * u.deg, [-0.77, 5.0, 39.41] * u.deg)
+    base = MultiBandLightCurve.from_objects(sample["objectid"], name=sample["name"],
+                                            label=sample["label"], ra=coord.ra,
+                                            dec=coord.dec)
+    piece = MultiBandLightCurve.from_arrays([30, 30], ["ztf:g"] * 2, mjd([1.0, 2.0]),
+                                            [1.0, 2.0] * u.mJy, [0.1, 0.1] * u.mJy,
+                                            ra={30: 33.64 * u.deg}, dec={30: -0.77 * u.deg})
+    lc = MultiBandLightCurve.concat([base, piece])
+    assert lc.objectids.tolist() == [10, 20, 30]
+    assert lc.names == {10: "", 20: "NGC 4151", 30: "Mrk 590"}
+    assert lc.labels == {10: "Yang 18", 20: "SDSS", 30: "Yang 18"}
+    np.testing.assert_allclose(lc.objects["ra"].to_value(u.deg), [10.0, 182.64, 33.64])
+    assert lc.objects["n_obs"].tolist() == [0, 0, 2]
+    assert lc["Mrk 590"].flux.value.tolist() == [1.0, 2.0]
