@@ -259,7 +259,7 @@ class MultiBandLightCurve:
         self._dsv = _validate(ds)
         self._cols = None
         self._lazy_attrs = None
-        self._meta = None
+        self._meta = self._meta_raw = None
         self._report_obj = None
 
     @classmethod
@@ -273,7 +273,7 @@ class MultiBandLightCurve:
         self._dsv = None
         self._cols = cols
         self._lazy_attrs = dict(attrs or {})
-        self._meta = None
+        self._meta = self._meta_raw = None
         self._report_obj = None
         return self
 
@@ -282,14 +282,16 @@ class MultiBandLightCurve:
         if ds is not None:
             out = type(self).__new__(type(self))
             out._dsv, out._cols, out._lazy_attrs = ds, None, None
-            out._meta = out._report_obj = None
+            out._meta = out._meta_raw = out._report_obj = None
         else:
             out = type(self)._from_columns(cols, attrs if attrs is not None
                                            else self._attrs)
         out._attrs.update({k: v for k, v in self._attrs.items()
                            if k in (_META_ATTR, _REPORT_ATTR)})
         if self._meta is not None:
-            out.meta = self._meta
+            self._sync_attrs()
+            if self._meta is not None:
+                out.meta = self._meta
         out._report_obj = self._report_obj
         return out
 
@@ -320,9 +322,11 @@ class MultiBandLightCurve:
         format keeps it.  Kept by `select`; merged by `concat` (first piece
         wins for a key set differently in several pieces).
         """
-        if self._meta is None:
-            raw = self._attrs.get(_META_ATTR)
+        raw = self._attrs.get(_META_ATTR)
+        if self._meta is None or raw != self._meta_raw:
+            # first use, or ds.attrs["multilc_meta"] was written directly
             self._meta = json.loads(raw) if raw else {}
+            self._meta_raw = raw
         return self._meta
 
     @meta.setter
@@ -332,15 +336,26 @@ class MultiBandLightCurve:
         if not isinstance(value, Mapping):
             raise InputError(f"meta must be a dict, got {type(value).__name__}")
         value = dict(value)
-        _meta_json(value)
-        self._meta = value
+        raw = _meta_json(value) if value else None
+        if raw is None:
+            self._attrs.pop(_META_ATTR, None)
+        else:
+            self._attrs[_META_ATTR] = raw
+        self._meta, self._meta_raw = value, raw
 
     def _sync_attrs(self):
-        if self._meta is not None:
-            if self._meta:
-                self._attrs[_META_ATTR] = _meta_json(self._meta)
-            else:
-                self._attrs.pop(_META_ATTR, None)
+        """Write the (possibly mutated) meta dict back to the attributes."""
+        if self._meta is None:
+            return
+        if self._attrs.get(_META_ATTR) != self._meta_raw:
+            self._meta = None  # attrs written directly: they win
+            return
+        raw = _meta_json(self._meta) if self._meta else None
+        if raw is None:
+            self._attrs.pop(_META_ATTR, None)
+        else:
+            self._attrs[_META_ATTR] = raw
+        self._meta_raw = raw
 
     @property
     def report(self):
@@ -2080,6 +2095,16 @@ def _report_to_dict(report):
 
 def _report_from_dict(data):
     """Rebuild a `~multilc.collect.CollectionReport` (late import), else the dict."""
+    try:
+        # the file formats' rebuilder, when present, checks every field
+        from multilc.io.provenance import report_from_dict
+    except ImportError:
+        report_from_dict = None
+    if report_from_dict is not None:
+        try:
+            return report_from_dict(data)
+        except (TypeError, ValueError, KeyError, ImportError):
+            return data
     try:
         # The one place where the data model reaches the engine: only when a
         # stored report is read back, never at import time.

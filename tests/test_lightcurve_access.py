@@ -206,6 +206,12 @@ def test_meta_and_report_in_attrs(mixed):
 def test_meta_mutation_reaches_attrs(lc):
     lc.meta["note"] = "checked by eye"
     assert json.loads(lc.ds.attrs["multilc_meta"]) == {"note": "checked by eye"}
+    assert lc.select(objectid=4).meta == {"note": "checked by eye"}
+    # a direct write to the attributes (as a file reader does) wins
+    lc.ds.attrs["multilc_meta"] = json.dumps({"from_file": True})
+    assert lc.meta == {"from_file": True}
+    lc.meta["more"] = 1
+    assert json.loads(lc.ds.attrs["multilc_meta"]) == {"from_file": True, "more": 1}
 
 
 def test_equality_ignores_report_not_meta(lc):
