@@ -1415,7 +1415,8 @@ class MultiBandLightCurve:
         attrs = dict(self._attrs if attrs is None else attrs)
         return self._derive(cols=cols, attrs=attrs)
 
-    def remove_outliers(self, sigma=5.0, *, maxiters=5, return_counts=False):
+    def remove_outliers(self, sigma=5.0, *, sigma_lower=None, sigma_upper=None, maxiters=5,
+                        return_counts=False):
         """Remove outliers by sigma clipping, per object and band.
 
         Uses `astropy.stats.sigma_clip` (centre: median, spread: standard
@@ -1430,6 +1431,10 @@ class MultiBandLightCurve:
         ----------
         sigma : float
             Clipping threshold in standard deviations.
+        sigma_lower, sigma_upper : float, optional
+            Separate thresholds below and above the median (default
+            *sigma*; lightkurve users may want ``sigma_lower=float("inf")``
+            to keep dips).
         maxiters : int or None
             Iterations of sigma clipping (None: until convergence).
         return_counts : bool
@@ -1448,7 +1453,9 @@ class MultiBandLightCurve:
         for a, b in zip(starts[:-1], starts[1:]):
             if b <= a:
                 continue
-            clipped[a:b] = clip_mask(vals[a:b], sigma, maxiters=maxiters, ignore=ul[a:b])
+            clipped[a:b] = clip_mask(vals[a:b], sigma, sigma_lower=sigma_lower,
+                                     sigma_upper=sigma_upper, maxiters=maxiters,
+                                     ignore=ul[a:b])
             key = (int(ids[oo[a]]), bands[ob[a]])
             counts[key] = int(clipped[a:b].sum())
         keep = np.flatnonzero(~clipped)
@@ -1857,7 +1864,8 @@ def _row_groups(lc):
             for a, b in zip(starts[:-1], starts[1:])]
 
 
-def clip_mask(flux, sigma=5.0, *, maxiters=5, ignore=None):
+def clip_mask(flux, sigma=5.0, *, sigma_lower=None, sigma_upper=None, maxiters=5,
+              ignore=None):
     """True where sigma clipping rejects a value (one array).
 
     The test `MultiBandLightCurve.remove_outliers` applies per object and
@@ -1870,6 +1878,8 @@ def clip_mask(flux, sigma=5.0, *, maxiters=5, ignore=None):
         Values of one object and band.
     sigma : float
         Threshold in standard deviations.
+    sigma_lower, sigma_upper : float, optional
+        Separate thresholds below and above the centre (default *sigma*).
     maxiters : int or None
         Iterations (None: until convergence).
     ignore : array-like of bool, optional
@@ -1890,7 +1900,8 @@ def clip_mask(flux, sigma=5.0, *, maxiters=5, ignore=None):
     out = np.zeros(vals.shape, bool)
     if use.sum() < 3:
         return out
-    clipped = sigma_clip(vals[use], sigma=sigma, maxiters=maxiters, cenfunc="median",
+    clipped = sigma_clip(vals[use], sigma=sigma, sigma_lower=sigma_lower,
+                         sigma_upper=sigma_upper, maxiters=maxiters, cenfunc="median",
                          stdfunc="std", masked=True)
     out[np.flatnonzero(use)] = np.ma.getmaskarray(clipped)
     return out

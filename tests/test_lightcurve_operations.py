@@ -99,6 +99,13 @@ def test_clip_mask_per_array():
     assert m.tolist() == [False] * 12 + [True, False]
     assert not clip_mask(vals, sigma=3, ignore=np.arange(14) == 12).any()
     assert not clip_mask([1.0, 100.0]).any()  # too few values to judge
+    # one-sided: a dip as deep as the peak is high is kept with sigma_lower=inf
+    vals2 = np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95] * 3 + [50.0, -48.0])
+    both = clip_mask(vals2, sigma=3)
+    upper_only = clip_mask(vals2, sigma=3, sigma_lower=np.inf)
+    ref = sigma_clip(vals2, sigma=3, sigma_lower=np.inf, maxiters=5).mask
+    assert both[-2:].tolist() == [True, True]
+    assert upper_only.tolist() == ref.tolist() and upper_only[-1] == False  # noqa: E712
 
 
 def test_normalize(lc):
