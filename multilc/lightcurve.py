@@ -1557,8 +1557,11 @@ class MultiBandLightCurve:
             w = np.where(valid, 1.0 / np.where(valid, errs, 1.0) ** 2, 0.0)
         sw = np.bincount(seg, w, minlength=n_seg)
         swf = np.bincount(seg, w * np.where(valid, vals, 0.0), minlength=n_seg)
-        n_valid = np.bincount(seg, valid, minlength=n_seg).astype("int64")
-        n_ul = np.bincount(seg, ul & np.isfinite(vals), minlength=n_seg).astype("int64")
+        # rows binned before count for the measurements they hold
+        held = ds["n_binned"].values if "n_binned" in ds else np.ones(n, "int64")
+        n_valid = np.bincount(seg, valid * held, minlength=n_seg).astype("int64")
+        n_ul = np.bincount(seg, (ul & np.isfinite(vals)) * held,
+                           minlength=n_seg).astype("int64")
         with np.errstate(divide="ignore", invalid="ignore"):
             flux = swf / sw
             err = 1.0 / np.sqrt(sw)

@@ -60,6 +60,16 @@ def test_bin_weighted_means(lc):
     assert "mag" not in b.ds
 
 
+def test_rebinning_counts_measurements(lc):
+    g = lc.select(band="ztf:g")
+    once = g.bin(1 * u.day, time_bin_start=mjd([0.0])).bin(
+        4 * u.day, time_bin_start=mjd([0.0]))
+    direct = g.bin(4 * u.day, time_bin_start=mjd([0.0]))
+    assert once.n_binned.tolist() == direct.n_binned.tolist() == [3]
+    np.testing.assert_allclose(once.flux.value, direct.flux.value)
+    np.testing.assert_allclose(once.flux_err.value, direct.flux_err.value)
+
+
 def test_bin_time_bin_start_and_errors(lc):
     b = lc.select(band="ztf:g").bin(2 * u.day, time_bin_start=mjd([0.0]))
     np.testing.assert_allclose(b.time.mjd, [1.0, 3.0])
