@@ -469,8 +469,6 @@ class MultiBandLightCurve:
             raise u.UnitsError("flux and flux_err must be astropy Quantities "
                                "(mJy-compatible, or e-/s for uncalibrated bands)")
         flux_unit = flux.unit
-        cal = np.full(n, np.nan)
-        cal_err = np.full(n, np.nan)
         ins = ins_err = None
         fv = _as_1d("flux", flux.value, n, dtype="float64")
         fe = _as_1d("flux_err", flux_err.to_value(flux_unit)
@@ -487,12 +485,16 @@ class MultiBandLightCurve:
             scale = flux_unit.to(INSTRUMENTAL_UNIT)
             ins[is_instr] = fv[is_instr] * scale
             ins_err[is_instr] = fe[is_instr] * scale
-        if not is_instr.any() and n and flux_unit.is_equivalent(u.mJy):
+        fast = not is_instr.any() and n and flux_unit.is_equivalent(u.mJy)
+        if fast:
             # the usual piece: calibrated only, no masking needed
             scale = flux_unit.to(u.mJy)
             cal = fv * scale if scale != 1 else fv.copy()
             cal_err = fe * scale if scale != 1 else fe.copy()
-        elif (~is_instr).any():
+        else:
+            cal = np.full(n, np.nan)
+            cal_err = np.full(n, np.nan)
+        if not fast and (~is_instr).any():
             cal_mask = ~is_instr
             if flux_unit.is_equivalent(u.mJy):
                 scale = flux_unit.to(u.mJy)
@@ -2242,6 +2244,10 @@ def _canonical(data, objects, band_names, band_table, events):
     cols["label"] = np.asarray(objects["label"], dtype=object)
     cols["ra"] = np.asarray(objects["ra"], dtype="float64")
     cols["dec"] = np.asarray(objects["dec"], dtype="float64")
+    if events is _NO_EVENTS:
+        # the usual piece has no events: shared empty columns (never written to)
+        cols.update(_NO_EVENT_COLS)
+        return _band_columns(cols, band_names, band_table)
     # events sorted by (object, time)
     ev_ids = np.asarray(events["objectid"], dtype="int64")
     ev_codes = np.searchsorted(obj_ids, ev_ids).astype("int32")
@@ -2258,6 +2264,10 @@ def _canonical(data, objects, band_names, band_table, events):
     cols["event_error_radius"] = np.asarray(events["error_radius"],
                                             dtype="float64")[ev_order]
     cols["event_separation"] = np.asarray(events["separation"], dtype="float64")[ev_order]
+    return _band_columns(cols, band_names, band_table)
+
+
+def _band_columns(cols, band_names, band_table):
     cols["band"] = np.asarray(band_names, dtype=object)
     for var in _BAND_VARS:
         vals = [band_table[b][var] for b in band_names]
@@ -2266,6 +2276,13 @@ def _canonical(data, objects, band_names, band_table, events):
         else:
             cols[var] = np.asarray(vals, dtype=object) if vals else np.array([], object)
     return cols
+
+
+_NO_EVENT_COLS = {
+    "event_object": np.zeros(0, "int32"), "event_archive": np.zeros(0, object),
+    "event_time": np.zeros(0), "event_id": np.zeros(0, object),
+    "event_energy": np.zeros(0), "event_error_radius": np.zeros(0),
+    "event_separation": np.zeros(0)}
 
 
 def _dataset_from_columns(cols, attrs=None):
