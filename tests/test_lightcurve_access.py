@@ -3,7 +3,6 @@ import json
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
