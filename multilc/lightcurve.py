@@ -2474,8 +2474,17 @@ def _concat_columns(dss):
     dec = dec_all[first].copy()
     if len(all_ids) != len(uniq_ids):
         # Merge labels of repeated objects; fill missing names and coordinates.
+        # Only rows that differ from the object's first row need a look (in
+        # per-target pieces of one sample, usually none).
+        need = (labels_all != labels[inverse]) | ((names_all != "") &
+                                                  (names_all != names[inverse]))
+        nan_here, nan_first = np.isnan(ra_all), np.isnan(ra[inverse])
+        with np.errstate(invalid="ignore"):
+            moved = (np.abs(ra_all - ra[inverse]) > 1e-6) | \
+                (np.abs(dec_all - dec[inverse]) > 1e-6)
+        need |= (nan_here != nan_first) | (~nan_here & ~nan_first & moved)
         order = np.argsort(inverse, kind="stable")
-        for pos in order:
+        for pos in order[need[order]]:
             code = inverse[pos]
             if labels_all[pos] != labels[code]:
                 have = [x for x in str(labels[code]).split("; ") if x]
@@ -2500,41 +2509,54 @@ def _concat_columns(dss):
                "dec": dec}
 
     # bands: union keyed by name, metadata must agree
-    band_table = {}
-    for d in dss:
-        for i, name in enumerate(d["band"]):
-            rec = {v: d[v][i] for v in _BAND_VARS}
-            prev = band_table.get(name)
-            if prev is None:
-                band_table[name] = rec
-            elif prev != rec and not _same_band(prev, rec):
-                if prev.get("band_notes") != rec.get("band_notes"):
-                    notes = [x for x in (prev["band_notes"], rec["band_notes"]) if x]
-                    prev["band_notes"] = "; ".join(dict.fromkeys(
-                        "; ".join(notes).split("; ")))
-                if not _same_band(prev, rec, ignore=("band_notes",)):
-                    raise LightCurveError(f"band {name} has different metadata in the "
-                                          f"pieces: {prev} vs {rec}")
-    band_names = np.array(sorted(band_table), dtype=object)
+    band_all = np.concatenate([np.asarray(d["band"], dtype=object) for d in dss])
+    band_vals = {v: np.concatenate([d[v] for d in dss]) for v in _BAND_VARS}
+    if len(band_all):
+        ub, bfirst, binv = np.unique(band_all.astype(str), return_index=True,
+                                     return_inverse=True)
+        binv = binv.reshape(-1)
+    else:
+        ub, bfirst, binv = np.array([], str), np.zeros(0, int), np.zeros(0, int)
+    band_table = {str(name): {v: band_vals[v][i] for v in _BAND_VARS}
+                  for name, i in zip(ub, bfirst)}
+    differs = np.zeros(len(band_all), bool)
+    for v, vals in band_vals.items():
+        ref = vals[bfirst][binv]
+        if vals.dtype.kind == "f":
+            differs |= ~np.isclose(vals, ref, equal_nan=True)
+        else:
+            differs |= vals != ref
+    for pos in np.flatnonzero(differs):
+        name = str(band_all[pos])
+        rec = {v: band_vals[v][pos] for v in _BAND_VARS}
+        prev = band_table[name]
+        if not _same_band(prev, rec):
+            if prev.get("band_notes") != rec.get("band_notes"):
+                notes = [x for x in (prev["band_notes"], rec["band_notes"]) if x]
+                prev["band_notes"] = "; ".join(dict.fromkeys(
+                    "; ".join(notes).split("; ")))
+            if not _same_band(prev, rec, ignore=("band_notes",)):
+                raise LightCurveError(f"band {name} has different metadata in the "
+                                      f"pieces: {prev} vs {rec}")
+    band_names = np.array(list(ub), dtype=object)  # np.unique: sorted
 
-    # obs arrays
-    offset = 0
-    obj_codes, band_codes = [], []
-    ev_codes = []
-    for d in dss:
-        n_obj = len(d["objectid"])
-        obj_map = inverse[offset:offset + n_obj]
-        offset += n_obj
-        band_map = np.searchsorted(band_names, d["band"]) if len(d["band"]) else \
-            np.zeros(0, "int64")
-        obj_codes.append(obj_map[d["obs_object"]])
-        band_codes.append(band_map[d["obs_band"]] if len(band_map) else
-                          np.zeros(len(d["time"]), "int64"))
-        ev_codes.append(obj_map[d["event_object"]])
-    data = {"time": np.concatenate([d["time"] for d in dss]),
-            "obs_object": np.concatenate(obj_codes).astype("int32"),
-            "obs_band": np.concatenate(band_codes).astype("int16")}
+    # obs arrays: local codes + the piece's offset index the global maps
     sizes = [len(d["time"]) for d in dss]
+    n_objs = np.array([len(d["objectid"]) for d in dss])
+    n_bands = np.array([len(d["band"]) for d in dss])
+    obj_off = np.concatenate(([0], np.cumsum(n_objs)[:-1]))
+    band_off = np.concatenate(([0], np.cumsum(n_bands)[:-1]))
+    local_obj = np.concatenate([d["obs_object"] for d in dss]).astype("int64")
+    local_band = np.concatenate([d["obs_band"] for d in dss]).astype("int64")
+    data = {"time": np.concatenate([d["time"] for d in dss]),
+            "obs_object": inverse[local_obj + np.repeat(obj_off, sizes)].astype("int32")
+            if len(local_obj) else np.zeros(0, "int32"),
+            "obs_band": binv[local_band + np.repeat(band_off, sizes)].astype("int16")
+            if len(local_band) else np.zeros(0, "int16")}
+    ev_sizes = [len(d["event_time"]) for d in dss]
+    local_ev = np.concatenate([d["event_object"] for d in dss]).astype("int64")
+    ev_codes = [inverse[local_ev + np.repeat(obj_off, ev_sizes)]] if len(local_ev) \
+        else []
     total = sum(sizes)
     for name in ("flux", "flux_err"):
         data[name] = np.concatenate([d[name] for d in dss])
