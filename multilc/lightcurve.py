@@ -551,7 +551,12 @@ class MultiBandLightCurve:
                 more = _object_table(extra, extra, np.arange(len(extra)), label, ra, dec,
                                      name if not _per_measurement(name, n) else None)
                 objects = _merge_object_tables(objects, more)
-        return cls._from_columns(_canonical(data, objects, band_names, band_table, ev))
+                # obs codes pointed into obj_ids: point them into the union
+                remap = np.searchsorted(objects["objectid"], obj_ids)
+                data["obs_object"] = remap[obj_codes].astype("int32")
+        return cls._from_columns(_canonical(data, objects, band_names, band_table, ev,
+                                            one_group=len(obj_ids) == 1 and
+                                            len(band_names) == 1))
 
     @classmethod
     def from_events(cls, events, *, label=None, ra=None, dec=None, name=None):
@@ -2019,6 +2024,8 @@ def _object_table(obj_ids, objectid, obj_codes, label, ra, dec, name=None):
     def per_object(name, value, unit=None, default=None):
         if value is None:
             return np.full(n_obj, default, dtype=object if unit is None else float)
+        if n_obj == 1 and isinstance(value, Mapping) and unit is None:
+            return np.array([value.get(int(obj_ids[0]), default)], dtype=object)
         if isinstance(value, Mapping):
             out = []
             for oid in obj_ids:
@@ -2046,10 +2053,12 @@ def _object_table(obj_ids, objectid, obj_codes, label, ra, dec, name=None):
                               f"({n_obj}) or per measurement ({len(objectid)})")
 
     labels = per_object("label", label, default="")
-    names = per_object("name", name, default="")
+    names = per_object("name", name, default="") if name is not None else \
+        np.full(n_obj, "", dtype=object)
     return {
         "objectid": np.asarray(obj_ids, dtype="int64"),
-        "name": np.array([_text(v) for v in names], dtype=object),
+        "name": names if name is None else np.array([_text(v) for v in names],
+                                                     dtype=object),
         "label": np.array([_text(v) for v in labels], dtype=object),
         "ra": per_object("ra", ra, unit=u.deg, default=np.nan).astype(float),
         "dec": per_object("dec", dec, unit=u.deg, default=np.nan).astype(float),
@@ -2222,7 +2231,7 @@ def _assemble(data, objects, band_names, band_table, events, attrs=None):
                                             events), attrs)
 
 
-def _canonical(data, objects, band_names, band_table, events):
+def _canonical(data, objects, band_names, band_table, events, one_group=False):
     """Canonical columns keyed by dataset variable name, rows sorted.
 
     *data* holds the obs arrays (``time``, ``obs_object``, ``obs_band``,
@@ -2232,7 +2241,13 @@ def _canonical(data, objects, band_names, band_table, events):
     and *events* the event arrays keyed as in `EVENT_COLUMNS`.
     """
     n = len(data["time"])
-    if n > 1 and not _is_sorted(data["obs_object"], data["obs_band"], data["time"]):
+    if one_group:
+        # one object and one band (the caller knows): only time order matters
+        t = data["time"]
+        if n > 1 and not (t[1:] >= t[:-1]).all():
+            order = np.argsort(t, kind="stable")
+            data = {k: v[order] for k, v in data.items()}
+    elif n > 1 and not _is_sorted(data["obs_object"], data["obs_band"], data["time"]):
         order = _sort_order(data)
         data = {k: v[order] for k, v in data.items()}
     cols = dict(data)
@@ -2268,6 +2283,17 @@ def _canonical(data, objects, band_names, band_table, events):
 
 
 def _band_columns(cols, band_names, band_table):
+    if len(band_names) == 1:
+        rec = band_table[band_names[0]]
+        try:
+            cached = _one_band_columns(str(band_names[0]),
+                                       tuple(rec[v] for v in _BAND_VARS))
+        except TypeError:  # unhashable override value
+            cached = None
+        if cached is not None:
+            # copies: a light curve's arrays are its own
+            cols.update({k: v.copy() for k, v in cached.items()})
+            return cols
     cols["band"] = np.asarray(band_names, dtype=object)
     for var in _BAND_VARS:
         vals = [band_table[b][var] for b in band_names]
@@ -2275,6 +2301,15 @@ def _band_columns(cols, band_names, band_table):
             cols[var] = np.asarray(vals, dtype=float)
         else:
             cols[var] = np.asarray(vals, dtype=object) if vals else np.array([], object)
+    return cols
+
+
+@functools.lru_cache(maxsize=1024)
+def _one_band_columns(name, values):
+    cols = {"band": np.array([name], dtype=object)}
+    for var, val in zip(_BAND_VARS, values):
+        cols[var] = np.array([val], dtype=float if var in ("zero_point", "wavelength")
+                             else object)
     return cols
 
 

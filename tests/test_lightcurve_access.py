@@ -319,3 +319,15 @@ def test_engine_path_from_objects_plus_pieces():
     np.testing.assert_allclose(lc.objects["ra"].to_value(u.deg), [10.0, 182.64, 33.64])
     assert lc.objects["n_obs"].tolist() == [0, 0, 2]
     assert lc["Mrk 590"].flux.value.tolist() == [1.0, 2.0]
+
+
+def test_from_arrays_events_of_objects_without_photometry():
+    lc = MultiBandLightCurve.from_arrays(
+        [5, 5, 9], ["ztf:g", "ztf:g", "ztf:r"], mjd([1.0, 2.0, 3.0]), [1.0, 2.0, 3.0] * u.mJy,
+        [0.1] * 3 * u.mJy, name={5: "five", 9: "nine", 2: "two"},
+        events=make_events([2, 9], ["icecube", "icecube"], mjd([4.0, 5.0])))
+    assert lc.objectids.tolist() == [2, 5, 9]
+    assert lc.names == {2: "two", 5: "five", 9: "nine"}
+    assert lc.objectid.tolist() == [5, 5, 9]  # measurements still on their objects
+    assert lc[9].flux.value.tolist() == [3.0]
+    assert lc[2].n_events == 1 and len(lc[2]) == 0
