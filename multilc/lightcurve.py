@@ -637,7 +637,14 @@ class MultiBandLightCurve:
         if missing:
             raise LightCurveError(f"table lacks required columns {missing}; it has "
                                   f"{t.colnames}")
-        meta = t.meta or {}
+        meta = dict(t.meta or {})
+        for key in ("objects", "bands", "events"):
+            if isinstance(meta.get(key), Mapping):
+                try:
+                    meta[key] = QTable(dict(meta[key]))
+                except (TypeError, ValueError) as exc:
+                    raise LightCurveError(f"table.meta[{key!r}] is not a table: "
+                                          f"{exc}") from exc
         ids = _as_1d("objectid", np.asarray(t["objectid"]))
         per_object = {"label": label, "ra": ra, "dec": dec, "name": name}
         mobj = meta.get("objects")
@@ -1719,9 +1726,12 @@ class MultiBandLightCurve:
             if c in self._ds:
                 vals = self._ds[c].values
                 t[c] = vals * u.Unit(unit) if unit else vals
-        t.meta["objects"] = self.objects
-        t.meta["bands"] = self.band_info
-        t.meta["events"] = self.events
+        # Columns as plain lists, Quantities and Times (not tables): astropy
+        # writes those into ECSV/parquet headers, so t.write() keeps them;
+        # QTable(t.meta["objects"]) makes a table again.
+        t.meta["objects"] = _table_as_meta(self.objects)
+        t.meta["bands"] = _table_as_meta(self.band_info)
+        t.meta["events"] = _table_as_meta(self.events)
         if self.meta:
             t.meta["multilc_meta"] = json.loads(_meta_json(self.meta))
         if self._attrs.get(_REPORT_ATTR):
@@ -2063,6 +2073,20 @@ def _object_table(obj_ids, objectid, obj_codes, label, ra, dec, name=None):
         "ra": per_object("ra", ra, unit=u.deg, default=np.nan).astype(float),
         "dec": per_object("dec", dec, unit=u.deg, default=np.nan).astype(float),
     }
+
+
+def _table_as_meta(table):
+    """A table as a dict of columns astropy can write into file headers."""
+    out = {}
+    for name in table.colnames:
+        col = table[name]
+        if isinstance(col, (u.Quantity, Time)):
+            out[name] = col
+        elif col.dtype.kind in "OUS":
+            out[name] = [str(x) for x in col]
+        else:
+            out[name] = np.asarray(col)
+    return out
 
 
 def _text(value):

@@ -245,6 +245,16 @@ def test_table_round_trip_with_tess_events_and_empty_object(mixed):
     back = MultiBandLightCurve.from_table(t)
     assert back == mixed
     assert back.ds.attrs == mixed.ds.attrs  # report included
+    assert QTable(t.meta["objects"])["ra"].unit == u.deg
+
+
+@pytest.mark.parametrize("fmt", ["ascii.ecsv", "parquet"])
+def test_to_table_writes_and_reads_back(mixed, tmp_path, fmt):
+    """The table astropy users write themselves keeps everything."""
+    path = tmp_path / ("lc.ecsv" if fmt == "ascii.ecsv" else "lc.parquet")
+    mixed.to_table().write(path, format=fmt)
+    back = MultiBandLightCurve.from_table(QTable.read(path, format=fmt))
+    assert back == mixed
     assert back.names[9] == "No data galaxy"
     assert back.meta == mixed.meta
 
