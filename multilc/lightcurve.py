@@ -924,8 +924,9 @@ class MultiBandLightCurve:
         dup_obs = _duplicate_rows(
             [cols["obs_object"], cols["obs_band"], cols["time"], cols["flux"]]
             + ([cols["flux_instrumental"]] if "flux_instrumental" in cols else []))
+        # events are sorted by (object, time) only
         dup_ev = _duplicate_rows([cols["event_object"], cols["event_archive"],
-                                  cols["event_time"], cols["event_id"]])
+                                  cols["event_time"], cols["event_id"]], lead=(0, 2))
         n_obs, n_ev = int(dup_obs.sum()), int(dup_ev.sum())
         if not n_obs and not n_ev:
             return self
@@ -2189,8 +2190,11 @@ def _merge_reports(reports):
     return out
 
 
-def _duplicate_rows(keys):
-    """Boolean mask of rows equal (NaN == NaN) to an earlier row in all *keys*."""
+def _duplicate_rows(keys, lead=(0, 1, 2)):
+    """Boolean mask of rows equal (NaN == NaN) to an earlier row in all *keys*.
+
+    Rows must be sorted so that equal values of the *lead* keys are adjacent.
+    """
     n = len(keys[0])
     dup = np.zeros(n, bool)
     if n < 2:
@@ -2207,7 +2211,7 @@ def _duplicate_rows(keys):
     # run of equal leading keys, so test adjacent rows first (O(n)), then sort
     # only the candidate runs fully.
     same_lead = np.ones(n - 1, bool)
-    for k in norm[:3]:
+    for k in (norm[i] for i in lead):
         same_lead &= k[1:] == k[:-1]
     if not same_lead.any():
         return dup

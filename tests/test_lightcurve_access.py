@@ -188,6 +188,12 @@ def test_event_duplicates_dropped():
                                                      event_id=["IC1"]))
     out = MultiBandLightCurve.concat([ev, ev], duplicates="drop")
     assert out.n_events == 1
+    # same object and time, two archives, interleaved: only true repeats go
+    two = MultiBandLightCurve.from_events(make_events(
+        [1, 1], ["icecube", "heasarc.fermi_gbm"], mjd([58000.0, 58000.0]),
+        event_id=["IC1", "GBM1"]))
+    out = MultiBandLightCurve.concat([two, two, two], duplicates="drop")
+    assert sorted(out.events["event_id"].tolist()) == ["GBM1", "IC1"]
 
 
 # ----------------------------------------------------------------------------- meta
