@@ -1257,7 +1257,11 @@ class MultiBandLightCurve:
 
     @property
     def objects(self):
-        """Per-object metadata as a `~astropy.table.QTable`."""
+        """Per-object metadata as a `~astropy.table.QTable`.
+
+        Columns ``objectid``, ``name``, ``label``, ``ra``, ``dec`` [deg],
+        ``n_obs`` and ``n_events``; objects without data have zero counts.
+        """
         t = QTable()
         t["objectid"] = self.objectids
         t["name"] = self._ds["name"].values.astype(str)
