@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy import log
 
 from multilc.collect.api import (ARCHIVES, Failure, HTMLPageError, ParseResult,
@@ -729,7 +730,8 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
         from multilc.collect.output import CollectedDataset, finish_output
 
         try:
-            finish_output(runtime.output_dir, report, parts, sample)
+            finish_output(runtime.output_dir, report, parts, sample,
+                          targets=_targets_lightcurve(sample))
         except OSError as exc:  # the parts are written; keep the report
             report.warnings.append(scrub(f"could not write the dataset index in "
                                          f"{runtime.output_dir}: {exc}"))
@@ -769,13 +771,46 @@ def _concat(pieces, results, report):
 
 
 def _with_all_targets(lc, sample):
-    """Fill per-object metadata (label, ra, dec) from the sample."""
-    if not lc.ds.sizes["object"]:
-        return lc
+    """Every requested target in the object table, with the sample's metadata.
+
+    Targets no archive returned anything for are kept (with no data), so that
+    a result always says which targets were asked.  Labels, positions and
+    names (a sample's ``name`` column, or names resolved with
+    ``SkyCoord.from_name``) come from the sample.
+    """
     coord = sample.coord.icrs
-    return _fill_targets(lc, np.asarray(sample.objectid, dtype="int64"),
-                         np.asarray(sample.table["label"], dtype=object),
-                         np.asarray(coord.ra.deg, float), np.asarray(coord.dec.deg, float))
+    ids = np.asarray(sample.objectid, dtype="int64")
+    if not len(ids):
+        return lc
+    base = _targets_lightcurve(sample)
+    if lc.ds.sizes["object"]:
+        lc = _fill_targets(lc, ids, np.asarray(sample.table["label"], dtype=object),
+                           np.asarray(coord.ra.deg, float), np.asarray(coord.dec.deg, float))
+    report, meta = getattr(lc, "report", None), lc.meta
+    out = MultiBandLightCurve.concat([base, lc], duplicates="keep")
+    out.meta = meta
+    if report is not None:
+        out.report = report
+    return out
+
+
+def _targets_lightcurve(sample):
+    """The sample's targets as a light curve with objects and no data."""
+    coord = sample.coord.icrs
+    return MultiBandLightCurve.from_objects(
+        np.asarray(sample.objectid, dtype="int64"),
+        label=np.asarray(sample.table["label"], dtype=object),
+        ra=np.asarray(coord.ra.deg, float) * u.deg,
+        dec=np.asarray(coord.dec.deg, float) * u.deg, name=_sample_names(sample))
+
+
+def _sample_names(sample):
+    """The sample's object names (its ``name`` column), or None."""
+    for column in sample.colnames:
+        if column.lower() in ("name", "object_name", "objname"):
+            values = np.ma.filled(np.ma.asarray(sample.table[column]).astype(str), "")
+            return np.array([str(v).strip() for v in values], dtype=object)
+    return None
 
 
 def _show_progress(progress, conf):

@@ -45,6 +45,8 @@ __all__ = ["CollectedDataset", "read_dataset", "dataset_parts", "is_dataset",
 #: Layout version written in ``_multilc.json``.
 DATASET_FORMAT = "multilc-dataset/1"
 _INDEX = "_multilc.json"
+#: The sample's targets (objects without data) of the last finished run.
+_OBJECTS = "_objects.parquet"
 #: Parquet columns every light curve needs (the rest can be left out).
 REQUIRED_COLUMNS = ("objectid", "label", "band", "time", "flux", "flux_err")
 
@@ -52,17 +54,36 @@ REQUIRED_COLUMNS = ("objectid", "label", "band", "time", "flux", "flux_err")
 def start_output(folder):
     """Mark *folder* as a run in progress: its index names the last finished run
     only while no other run is writing there."""
-    try:
-        (Path(folder) / _INDEX).unlink()
-    except FileNotFoundError:
-        pass
+    for name in (_INDEX, _OBJECTS):
+        try:
+            (Path(folder) / name).unlink()
+        except FileNotFoundError:
+            pass
 
 
-def finish_output(folder, report, parts, sample):
-    """Write ``_multilc.json``: the run's parts (in batch order) and its report."""
+def finish_output(folder, report, parts, sample, targets=None):
+    """Write ``_multilc.json``: the run's parts (in batch order) and its report.
+
+    *targets* (a light curve of the sample's objects, no data) is written as
+    ``_objects.parquet``, so that reading the dataset keeps every requested
+    target, as the in-memory result does.
+    """
     from multilc.collect.cache import atomic_write
 
     folder = Path(folder)
+    if targets is not None:
+        import tempfile
+
+        from multilc.io.formats import write_parquet
+
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            write_parquet(targets, tmp, overwrite=True)
+            os.replace(tmp, folder / _OBJECTS)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     listed = {arch: [os.path.relpath(p, folder) for p in paths]
               for arch, paths in sorted(parts.items())}
     index = {"format": DATASET_FORMAT, "parts": listed, "n_targets": len(sample),
@@ -203,7 +224,13 @@ def read_dataset(path, *, archives=None, objectid=None, band=None, time_range=No
         except Exception as exc:  # noqa: BLE001 - name the part
             raise FileFormatError(part, f"unreadable dataset part: {type(exc).__name__}: "
                                         f"{exc}") from exc
-    lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
+    objects = Path(path) / _OBJECTS
+    if objects.is_file():
+        # every requested target, also those without data (written last by
+        # finish_output, so present only for a finished run)
+        pieces.insert(0, read_parquet(objects))
+    lc = MultiBandLightCurve.concat(pieces, duplicates="keep") if pieces else \
+        MultiBandLightCurve.empty()
     if objectid is not None or band is not None or time_range is not None:
         # The row filters do not reach the object and event tables of each part.
         select = {}

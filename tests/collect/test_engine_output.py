@@ -132,7 +132,7 @@ def test_failed_batch_in_streamed_mode(service, tmp_path):
     assert failure.objectids == [1, 2, 3, 4, 5] and "HTTP 400" in failure.message
     assert len(out.parts) == 2 and out.report.batches["demo"]["failed"] == 1
     lc = out.read()
-    assert sorted(lc.objectids) == list(range(6, 16))
+    assert sorted(set(lc.objectid.tolist())) == list(range(6, 16))
     index = json.loads((tmp_path / "o" / "_multilc.json").read_text())
     assert index["report"]["failures"][0]["objectids"] == [1, 2, 3, 4, 5]
     # the rerun only asks for the failed batch
@@ -284,7 +284,7 @@ def test_per_target_failures_and_drops_survive_streaming_and_resume(service, tmp
         assert report.dropped == {"demo_pertarget": {"refused rows": 3}}
     assert again.report.batches["demo_pertarget"]["resumed"] == 2
     assert out.read() == memory == again.read()
-    assert 3 not in memory.objectids and len(memory.objectids) == 5
+    assert 3 not in memory.objectid and len(set(memory.objectid.tolist())) == 5
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
