@@ -986,6 +986,25 @@ class MultiBandLightCurve:
         return self._ds["objectid"].values
 
     @property
+    def objectids_with_data(self):
+        """Identifiers of the objects with at least one measurement or event.
+
+        A collected light curve keeps every requested target in its object
+        table (`objectids`), also those no archive returned anything for.
+        """
+        ds = self.ds
+        used = np.union1d(np.unique(ds["obs_object"].values),
+                          np.unique(ds["event_object"].values)).astype("int64")
+        return self.objectids[used]
+
+    def drop_empty(self):
+        """A copy without the objects that have no measurement and no event."""
+        keep = self.objectids_with_data
+        if len(keep) == len(self.objectids):
+            return self
+        return self.select(objectid=keep) if len(keep) else type(self).empty()
+
+    @property
     def labels(self):
         """Mapping objectid -> label."""
         return dict(zip(self.objectids.tolist(), self._ds["label"].values.tolist()))

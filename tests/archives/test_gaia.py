@@ -273,7 +273,7 @@ def test_zip_and_combined_layout(tmp_path):
         path = tmp_path / f"{structure}.zip"
         path.write_bytes(datalink_zip(ids, "ecsv", structure))
         lc = MultiBandLightCurve.read(path, format="gaia.epoch_photometry")
-        assert set(lc.ds["objectid"].values) == set(ids)   # objectid = source_id
+        assert set(lc.objectids_with_data) == set(ids)   # objectid = source_id
         assert lc.ds.sizes["obs"] == 16
 
 
@@ -303,7 +303,7 @@ def test_service_end_to_end(services):
     assert req.form["RELEASE"] == "Gaia DR3"
     ds = lc.ds
     # target 11 matched two sources (match="all"), target 12 one, 13 none
-    assert sorted(set(ds["objectid"].values)) == [11, 12]
+    assert sorted(set(lc.objectids_with_data)) == [11, 12]
     assert lc.report.dropped["gaia"] == {"rejected_by_photometry": 3,
                                          "rejected_by_variability": 3}
     obj = np.asarray(ds["objectid"].values)[ds["obs_object"].values]
@@ -430,7 +430,7 @@ def hats_catalog(tmp_path):
 
 def _check_bulk(lc):
     ds = lc.ds
-    assert sorted(set(ds["objectid"].values)) == [11, 12]
+    assert sorted(set(lc.objectids_with_data)) == [11, 12]
     assert lc.report.dropped["gaia"] == {"rejected_by_photometry": 3,
                                          "rejected_by_variability": 3}
     obj = np.asarray(ds["objectid"].values)[ds["obs_object"].values]

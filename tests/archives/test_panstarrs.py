@@ -174,7 +174,7 @@ def test_service_end_to_end(api, monkeypatch, fmt):
     m = [r for r in means if float(r.args["ra"]) == 150.0][0]
     assert float(m.args["radius"]) == pytest.approx(1 / 3600)
     assert m.args["nDetections.min"] == "1"
-    assert sorted(set(lc.ds["objectid"].values)) == [11, 12]
+    assert sorted(set(lc.objectids_with_data)) == [11, 12]
     _check_object(lc, 11, 0)
     _check_object(lc, 11, 1)
     _check_object(lc, 12, 3)
@@ -241,7 +241,7 @@ def test_one_bad_target_keeps_the_others(api):
     (failure,) = lc.report.failures
     assert failure.archive == "panstarrs" and failure.objectids == [12]
     assert "HTTP 400" in failure.message
-    assert sorted(set(lc.ds["objectid"].values)) == [11]
+    assert sorted(set(lc.objectids_with_data)) == [11]
 
 
 def test_html_page_is_a_named_failure(api):
@@ -293,7 +293,7 @@ def test_detection_file(tmp_path, fmt, suffix):
     np.testing.assert_allclose(lc.ds["time"].values[order],
                                expected_mjd_tdb(good["obsTime"], good["ra"], good["dec"]),
                                atol=5e-7)
-    assert set(lc.ds["objectid"].values) == {12}
+    assert set(lc.objectids_with_data) == {12}
     assert set(lc.ds["source_id"].values) == {obj_id}
 
 
@@ -351,7 +351,7 @@ def _touched(ra, dec, radius_deg, order, paths):
 
 def _check_bulk(lc):
     assert lc.report.ok, lc.report.summary()
-    assert sorted(set(lc.ds["objectid"].values)) == [11, 12]
+    assert sorted(set(lc.objectids_with_data)) == [11, 12]
     for objectid, index in ((11, 0), (11, 1), (12, 3)):
         sel, _ = _values(lc, objectid, OBJECTS[index][0])
         obj_id, ra, dec, _ = OBJECTS[index]

@@ -317,7 +317,7 @@ def test_collect_tess_through_mast_standin(mast, tmp_path):
     assert count == 1 and reason.startswith("QUALITY & ")
     assert str(lc.ds["band_notes"].values[0]).split("; ") == \
         ["SPOC", "PDCSAP_FLUX", "sector 1", "sector 2"]
-    np.testing.assert_array_equal(lc.objectids, [1])
+    np.testing.assert_array_equal(lc.objectids_with_data, [1])
 
     # Second run: the files already downloaded are not fetched again.
     again = _collect(coords[:1], ["tess"], radius=2 * u.arcsec)
@@ -348,7 +348,7 @@ def test_crossmatch_requests_are_ceil_n_over_chunk(mast, tmp_path):
     products = [r for r in standin.invocations if r["service"] == "Mast.Caom.Products"]
     assert len(products) == 3       # one per batch that found something
     assert standin.downloads == len(obs)
-    np.testing.assert_array_equal(lc.objectids, np.arange(1, n + 1, 3))
+    np.testing.assert_array_equal(lc.objectids_with_data, np.arange(1, n + 1, 3))
     np.testing.assert_allclose(lc.flux.value, 100.0 + np.arange(0, n, 3))
     np.testing.assert_allclose(lc.time.mjd, 1500.0 + np.arange(0, n, 3) + 56999.5,
                                atol=1e-6)
@@ -427,7 +427,7 @@ def test_per_target_isolation(mast, tmp_path, replay_server):
     assert "truncated" in failures[(1,)].message and "tess-0-s_lc.fits" in failures[(1,)].message
     assert failures[(2,)].error_type == "MissionFileError" and "ppm" in failures[(2,)].message
     assert "404" in failures[(3,)].message and not failures[(3,)].transient
-    np.testing.assert_array_equal(np.unique(lc.objectids), [4])
+    np.testing.assert_array_equal(np.unique(lc.objectids_with_data), [4])
     np.testing.assert_allclose(lc.flux.value, np.full(100, 40.0))
     # the damaged file is not kept in the download folder
     assert not list((tmp_path / "downloads").rglob("tess-0-s_lc.fits"))

@@ -99,7 +99,7 @@ def test_unwise_values_times_flags_and_partitions(unwise_root):
     np.testing.assert_allclose(np.sort(np.asarray(w1.ds["separation"])), [0.4, 0.4, 1.5],
                                atol=1e-4)
     assert lc.select(objectid=2).bands == ["wise:W2"]
-    assert 3 not in lc.objectids  # its only detection is 2.6" away
+    assert 3 not in lc.objectids_with_data  # its only detection is 2.6" away
 
 
 def test_unwise_nearest_per_epoch_and_options(unwise_root):
@@ -209,14 +209,14 @@ def test_neowise_quality_cut_limits_and_years(neowise_template):
     np.testing.assert_allclose(np.sort(w2.flux.to_value(u.mJy)),
                                np.sort(ab_mjy(np.array([13.5, 13.7]) + 3.339)), rtol=1e-9)
     assert sorted(set(lc.source_id.tolist())) == [1000, 1001, 2000]
-    assert lc.objectids == [1]
+    assert lc.objectids_with_data == [1]
 
 
 def test_neowise_quality_disabled(neowise_template):
     lc = multilc.collect(TARGETS, archives=["neowise"], radius=1 * u.arcsec,
                          options={"neowise": {"quality": None}}, **FAST)
     assert "cc_flags != '0000'" not in lc.report.dropped["neowise"]
-    assert sorted(lc.objectids) == [1, 2]
+    assert sorted(lc.objectids_with_data) == [1, 2]
 
 
 # --------------------------------------------------------------------------- live

@@ -118,7 +118,7 @@ def test_bulk_values_times_mask_and_partitions(hats_root):
     seps = np.asarray(lc.select(objectid=1).ds["separation"])
     assert np.all(seps <= 1.5) and np.nanmax(seps) == pytest.approx(1.2, abs=1e-3)
     # target 3 has nothing within the radius; target 2 has its i-band object
-    assert 3 not in lc.objectids
+    assert 3 not in lc.objectids_with_data
     assert lc.select(objectid=2).bands == ["ztf:i"]
 
 
@@ -145,7 +145,7 @@ def test_auto_route_uses_bulk_above_threshold(hats_root, monkeypatch, replay_ser
     replay_server.route("/api", "should not be asked")
     lc = multilc.collect(TARGETS, archives=["ztf"], radius=1.5 * u.arcsec, **FAST)
     assert replay_server.count() == 0
-    assert 1 in lc.objectids
+    assert 1 in lc.objectids_with_data
 
 
 def test_bulk_through_local_s3(hats_root, monkeypatch):
@@ -266,7 +266,7 @@ def test_read_api_csv_and_ipac_files(tmp_path):
                              (42, 2458301.75, 18.3, 0.05, 32768, "zg", 150.0, 2.0),
                              (43, 2458302.75, 17.0, 0.03, 0, "zi", 150.0, 2.0)]))
     lc = MultiBandLightCurve.read(csv, format="ztf.api")
-    assert sorted(lc.objectids) == [42, 43]
+    assert sorted(lc.objectids_with_data) == [42, 43]
     assert lc.report.dropped["ztf"] == {"catflags & 32768": 1}
     np.testing.assert_allclose(np.sort(lc.flux.to_value(u.mJy)),
                                np.sort(expected_mjy([18.0, 17.0])))
@@ -288,7 +288,7 @@ def test_read_dr_parquet_file(tmp_path):
     path = tmp_path / "ztf_000686_zr_c10_q3_dr18.parquet"
     pq.write_table(catalogs.ztf_lightcurve_table(objs, nested=False), path)
     lc = MultiBandLightCurve.read(path, format="ztf.parquet")
-    assert lc.objectids == [686103400034440] and lc.bands == ["ztf:r"]
+    assert lc.objectids_with_data == [686103400034440] and lc.bands == ["ztf:r"]
     np.testing.assert_allclose(lc.flux.to_value(u.mJy), expected_mjy([15.5]))
     np.testing.assert_allclose(lc.time.mjd, expected_tdb([58250.5], 298.0025, 29.87147),
                                atol=2e-6, rtol=0)
@@ -369,7 +369,7 @@ def test_api_batches_of_several_targets_isolate_each(replay_server, monkeypatch)
     assert failures[2].transient and "503" in failures[2].message
     assert "targets 2)" in failures[2].message          # names only its own target
     assert "'ra' should hold float" in failures[3].message
-    assert lc.objectids == [1] and len(lc) == 1
+    assert lc.objectids_with_data == [1] and len(lc) == 1
 
 
 def test_bulk_rows_outside_the_contract_are_dropped_and_counted(tmp_path):
