@@ -1,0 +1,233 @@
+"""Provenance of a light curve: what made it, and how that is kept in files.
+
+Two things travel with a `~multilc.MultiBandLightCurve`:
+
+``lc.meta``
+    A plain dict filled by `multilc.collect.collect`: the archives asked, the
+    search radius, the reader options, each archive's data release or service
+    URL, and so on.  Kept in ``lc.ds.attrs["multilc_meta"]`` as a JSON string.
+``lc.report``
+    The `~multilc.collect.engine.CollectionReport` of the run (failures,
+    dropped rows per reason, requests, batches).  Kept in
+    ``lc.ds.attrs["multilc_report"]`` as a JSON string.
+
+Every file multilc writes stores both, plus the multilc version and the UTC
+time of writing (``multilc_version`` and ``created`` are added to the stored
+meta when the light curve does not already carry them, so the time of the
+collection wins over the time of a later copy).  Reading a file restores
+``lc.meta`` and ``lc.report``.
+
+Everything here is plain JSON: nothing read from a file is ever executed or
+unpickled, and the report is rebuilt field by field from known names.
+"""
+import dataclasses
+import datetime
+import json
+import math
+
+__all__ = ["META_ATTR", "REPORT_ATTR", "get_meta", "get_report_dict", "file_provenance",
+           "restore", "report_to_dict", "report_from_dict", "jsonable"]
+
+#: Dataset attributes holding the provenance as JSON strings (agreed with the
+#: data model: ``lc.meta`` and ``lc.report`` read/write these).
+META_ATTR = "multilc_meta"
+REPORT_ATTR = "multilc_report"
+
+
+def _version():
+    try:
+        from multilc import __version__
+    except ImportError:  # pragma: no cover - a broken install
+        return "unknown"
+    return str(__version__)
+
+
+def utc_now():
+    """The current time as an ISO 8601 UTC string with a ``Z`` (seconds precision)."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) \
+        .isoformat().replace("+00:00", "Z")
+
+
+def jsonable(obj):
+    """*obj* as plain JSON values (dict, list, str, int, float, bool, None).
+
+    Quantities become strings that `astropy.units.Quantity` parses back
+    (``"2.0 arcsec"``); times their ISO form; non-finite floats ``None``; other
+    objects their ``str``.  Keys become strings.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [jsonable(v) for v in items]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(dataclasses.asdict(obj))
+    # numpy scalars and arrays, astropy Quantity/Time, without importing them here
+    module = type(obj).__module__ or ""
+    if module.startswith("astropy.units"):
+        return str(obj)
+    if module.startswith("astropy.time"):
+        return str(obj.isot) if obj.isscalar else [str(x) for x in obj.isot]
+    if module.startswith("numpy"):
+        if hasattr(obj, "tolist"):
+            return jsonable(obj.tolist())
+    if isinstance(obj, (datetime.datetime, datetime.date)):
+        return obj.isoformat()
+    return str(obj)
+
+
+# --------------------------------------------------------------------------- report
+def report_to_dict(report):
+    """A `CollectionReport` (or None, or a dict) as a plain JSON-ready dict."""
+    if report is None:
+        return None
+    if isinstance(report, dict):
+        return jsonable(report)
+    to_dict = getattr(report, "to_dict", None)
+    if callable(to_dict):
+        return jsonable(to_dict())
+    if dataclasses.is_dataclass(report):
+        return jsonable(dataclasses.asdict(report))
+    raise TypeError(f"cannot store a report of type {type(report).__name__}")
+
+
+def report_from_dict(data):
+    """Rebuild a `~multilc.collect.engine.CollectionReport` from `report_to_dict` output.
+
+    Unknown keys are ignored and known ones must have the right JSON type, so
+    a report written by another multilc version still reads.  Returns None for
+    None.
+
+    Raises
+    ------
+    ValueError
+        If *data* is not a report (a dict of the expected shape).
+    """
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"the stored report is a {type(data).__name__}, not an object")
+    # late imports: the engine imports the data model, which imports this package
+    from multilc.collect.api import Failure
+    from multilc.collect.engine import CollectionReport
+
+    from_dict = getattr(CollectionReport, "from_dict", None)
+    if callable(from_dict):
+        return from_dict(data)
+    failures = []
+    for item in data.get("failures") or []:
+        if not isinstance(item, dict):
+            raise ValueError("a stored failure is not an object")
+        failures.append(_dataclass_from(Failure, item))
+    rest = {k: v for k, v in data.items() if k != "failures"}
+    report = _dataclass_from(CollectionReport, rest)
+    report.failures = failures
+    return report
+
+
+def _dataclass_from(cls, data):
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data or not field.init:
+            continue
+        value = data[field.name]
+        kind = field.type if isinstance(field.type, str) else \
+            getattr(field.type, "__name__", "")
+        expect = {"list": list, "dict": dict, "str": str, "bool": bool,
+                  "int": int, "float": (int, float)}.get(kind)
+        if expect is not None and value is not None and (
+                not isinstance(value, expect) or
+                (kind in ("int", "float") and isinstance(value, bool))):
+            raise ValueError(f"{cls.__name__}.{field.name} is a {type(value).__name__}, "
+                             f"expected {kind}")
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- lc side
+def get_meta(lc):
+    """``lc.meta`` as a dict (``{}`` when the light curve has none)."""
+    meta = getattr(lc, "meta", None)
+    if isinstance(meta, dict):
+        return meta
+    raw = lc.ds.attrs.get(META_ATTR)
+    if raw:
+        value = json.loads(raw)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def get_report_dict(lc):
+    """``lc.report`` as a plain dict, or None."""
+    report = getattr(lc, "report", None)
+    if report is not None:
+        return report_to_dict(report)
+    raw = lc.ds.attrs.get(REPORT_ATTR)
+    if raw:
+        value = json.loads(raw)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def file_provenance(lc):
+    """The provenance block a file stores: ``{"meta": ..., "report": ...}``.
+
+    ``meta`` gets ``multilc_version`` and ``created`` (UTC ISO) when the light
+    curve's own meta lacks them.
+    """
+    meta = dict(jsonable(get_meta(lc)))
+    meta.setdefault("multilc_version", _version())
+    meta.setdefault("created", utc_now())
+    return {"meta": meta, "report": get_report_dict(lc)}
+
+
+def check_provenance(block):
+    """Validate a provenance block read from a file; returns (meta, report dict).
+
+    Raises
+    ------
+    ValueError
+        If the block is not of the shape `file_provenance` writes.
+    """
+    if block is None:
+        return {}, None
+    if not isinstance(block, dict):
+        raise ValueError("the provenance block is not an object")
+    meta = block.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("the stored meta is not an object")
+    report = block.get("report")
+    if report is not None and not isinstance(report, dict):
+        raise ValueError("the stored report is not an object")
+    return meta, report
+
+
+def restore(lc, meta, report):
+    """Attach *meta* (dict) and *report* (dict or None) to a freshly read *lc*.
+
+    The JSON goes to ``lc.ds.attrs`` (the agreed place); ``lc.meta`` and
+    ``lc.report`` are set as attributes unless the class provides read-only
+    properties over the attrs.  Returns *lc*.
+    """
+    if meta:
+        lc.ds.attrs[META_ATTR] = json.dumps(meta, allow_nan=False)
+    if report is not None:
+        lc.ds.attrs[REPORT_ATTR] = json.dumps(report, allow_nan=False)
+    rebuilt = report_from_dict(report)
+    for name, value in (("meta", dict(meta)), ("report", rebuilt)):
+        attr = getattr(type(lc), name, None)
+        if isinstance(attr, property) and attr.fset is None:
+            continue  # the class reads it from ds.attrs
+        try:
+            setattr(lc, name, value)
+        except AttributeError:  # pragma: no cover - a read-only descriptor
+            pass
+    return lc
