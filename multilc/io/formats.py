@@ -72,8 +72,13 @@ def _json_safe(arr):
     return [str(x) for x in arr]
 
 
-def _tables_meta(ds):
-    """Object, band and event tables of *ds* as JSON-ready dicts."""
+def _tables_meta(ds, columns=None):
+    """Object, band and event tables of *ds* as JSON-ready dicts.
+
+    With *columns* (the names of the file's columns) the number of rows and
+    the column names are recorded too, so that a file cut at a line
+    boundary, or with rows or columns removed, is refused on reading.
+    """
     objects = {k: _json_safe(ds[k].values) for k in ("objectid", "label", "ra", "dec")}
     bands = {"band": _json_safe(ds["band"].values)}
     bands.update({k: _json_safe(ds[k].values) for k in _BAND_VARS})
@@ -82,7 +87,21 @@ def _tables_meta(ds):
             "time_format": TIME_FORMAT, "time_reference": TIME_REFERENCE,
             "units": {name: ds[name].attrs["units"] for name in ds.data_vars
                       if "units" in ds[name].attrs},
-            "objects": objects, "bands": bands, "events": events}
+            "objects": objects, "bands": bands, "events": events,
+            **({"n_rows": int(ds.sizes.get("obs", 0)), "columns": list(columns)}
+               if columns is not None else {})}
+
+
+def _check_shape(meta, n_rows, columns, path):
+    """Compare the rows and columns found with those the writer recorded."""
+    if "n_rows" in meta and meta["n_rows"] != n_rows:
+        raise FileFormatError(path, f"the file holds {n_rows} measurements, but was "
+                                    f"written with {meta['n_rows']!r} (truncated or "
+                                    "edited?)")
+    if "columns" in meta and (not isinstance(meta["columns"], list) or
+                              sorted(map(str, meta["columns"])) != sorted(columns)):
+        raise FileFormatError(path, f"the file has the columns {sorted(columns)}, but "
+                                    f"was written with {meta['columns']!r}")
 
 
 def _reject_constant(name):
@@ -187,7 +206,7 @@ def write_parquet(lc, path, *, overwrite=False, compression="zstd"):
         fields.append(pa.field(name, arr.type,
                                metadata={b"unit": unit.encode()} if unit else None))
     prov = provenance.file_provenance(lc)
-    meta = _tables_meta(ds)
+    meta = _tables_meta(ds, columns)
     meta[_PROVENANCE_KEY] = prov
     schema_meta = {_META_KEY: json.dumps(meta, allow_nan=False).encode()}
     schema_meta.update(_astropy_header(columns, ds, prov))
@@ -273,6 +292,7 @@ def _read_parquet(path, name, kwargs):
             raise FileFormatError(name, f"the column {required!r} is missing")
     if len(set(table.column_names)) != len(table.column_names):
         raise FileFormatError(name, "column names are repeated")
+    _check_shape(meta, table.num_rows, table.column_names, name)
     data = {}
     oid = table.column("objectid")
     if not pa.types.is_integer(oid.type) or oid.null_count:
@@ -648,7 +668,7 @@ def write_ecsv(lc, path, *, overwrite=False):
         if vals.dtype == object:
             vals = vals.astype(str)
         t[name] = Column(vals, unit=unit or None)
-    t.meta["multilc"] = _tables_meta(ds)
+    t.meta["multilc"] = _tables_meta(ds, t.colnames)
     t.meta["multilc"][_PROVENANCE_KEY] = provenance.file_provenance(lc)
     t.write(path, format="ascii.ecsv", overwrite=True)
 
@@ -687,6 +707,7 @@ def _read_ecsv(path, name):
     for required in ("objectid", "band", "time", "flux", "flux_err"):
         if required not in t.colnames:
             raise FileFormatError(name, f"the column {required!r} is missing")
+    _check_shape(meta, len(t), t.colnames, name)
     data = {"obs_object": checks.codes_for(
                 checks.int_array(_unmasked(t["objectid"], "objectid", name), "objectid",
                                  name),
