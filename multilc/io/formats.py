@@ -432,6 +432,7 @@ def write_netcdf(lc, path, *, overwrite=False):
     meta = prov["meta"]
     ds.attrs.update({"Conventions": "CF-1.10", "featureType": "timeSeries",
                      "multilc_format_version": FORMAT_VERSION,
+                     "multilc_n_rows": np.int64(ds.sizes.get("obs", 0)),
                      "history": f"{meta.get('created')} written by multilc "
                                 f"{meta.get('multilc_version')}",
                      _PROVENANCE_KEY: json.dumps(prov, allow_nan=False)})
@@ -495,6 +496,7 @@ def _open_netcdf(path, name):
         with h5py.File(path, "r") as f:
             present = set(f.attrs.keys())
             attrs = {k: _attr_value(f.attrs[k]) for k in ("multilc_format_version",
+                                                           "multilc_n_rows",
                                                            _PROVENANCE_KEY)
                      if k in present}
             variables = {}
@@ -573,6 +575,9 @@ def _read_netcdf(path, name):
 
     row_size = checks.int_array(values("row_size"), "row_size", name)
     n_obs = sizes["obs"]
+    if "multilc_n_rows" in attrs and attrs["multilc_n_rows"] != n_obs:
+        raise FileFormatError(name, f"the file holds {n_obs} measurements, but was "
+                                    f"written with {attrs['multilc_n_rows']!r}")
     if (row_size < 0).any() or int(row_size.sum()) != n_obs:
         raise FileFormatError(name, f"row_size (sum {int(row_size.sum())}) does not "
                                     f"match the {n_obs} measurements")
