@@ -290,6 +290,12 @@ def tables_from_meta(meta, path):
     o = _lists(meta.get("objects"), ("objectid", "label", "ra", "dec"), "object", path)
     objects = {"objectid": int_array(o["objectid"], "objectid", path),
                "label": str_array(o["label"], "label", path)}
+    if "name" in meta["objects"]:  # target names (optional: older files lack them)
+        names = str_array(meta["objects"]["name"], "name", path)
+        if len(names) != len(objects["objectid"]):
+            raise FileFormatError(path, "the object table's columns have different "
+                                        "lengths")
+        objects["name"] = names
     for key in ("ra", "dec"):
         objects[key] = convert(float_array(o[key], key, path), units.get(key, "deg"),
                                TABLE_UNITS[key], key, path)

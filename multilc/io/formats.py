@@ -58,6 +58,9 @@ OWN_FORMATS = {"parquet": (".parquet", ".pq"), "netcdf": (".nc", ".nc4", ".netcd
                "ecsv": (".ecsv",)}
 _META_KEY = b"multilc"
 _PROVENANCE_KEY = "multilc_provenance"
+#: Per-object variables stored in the object table (``name``: the target's
+#: name, in light curves of multilc versions that have names).
+_OBJECT_KEYS = ("objectid", "name", "label", "ra", "dec")
 _EVENT_VARS = ("event_object", "event_archive", "event_time", "event_id", "event_energy",
                "event_error_radius", "event_separation")
 
@@ -79,7 +82,7 @@ def _tables_meta(ds, columns=None):
     the column names are recorded too, so that a file cut at a line
     boundary, or with rows or columns removed, is refused on reading.
     """
-    objects = {k: _json_safe(ds[k].values) for k in ("objectid", "label", "ra", "dec")}
+    objects = {k: _json_safe(ds[k].values) for k in _OBJECT_KEYS if k in ds}
     bands = {"band": _json_safe(ds["band"].values)}
     bands.update({k: _json_safe(ds[k].values) for k in _BAND_VARS})
     events = {k: _json_safe(ds[k].values) for k in _EVENT_VARS}
@@ -524,7 +527,7 @@ def _open_netcdf(path, name):
     return attrs, variables
 
 
-_OBJECT_VARS = ("row_size", "objectid", "label", "ra", "dec")
+_OBJECT_VARS = ("row_size", "objectid", "label", "ra", "dec")  # required
 
 
 def _read_netcdf(path, name):
@@ -565,7 +568,7 @@ def _read_netcdf(path, name):
             "units": {k: attr_unit(k) for k in ("ra", "dec", "zero_point", "wavelength",
                                                 "event_energy", "event_error_radius",
                                                 "event_separation")},
-            "objects": {k: values(k) for k in ("objectid", "label", "ra", "dec")},
+            "objects": {k: values(k) for k in _OBJECT_KEYS if k in variables},
             "bands": {k: values(k) for k in ("band",) + _BAND_VARS},
             "events": {k: values(k) for k in _EVENT_VARS}}
     meta["units"]["event_time"] = "d"
@@ -587,8 +590,8 @@ def _read_netcdf(path, name):
         raise FileFormatError(name, "obs_band points outside the band table")
     data["obs_band"] = codes.astype("int16")
     data["time"] = _cf_time(values("time"), time_units["time"], "time", name)
-    known = set(_OBJECT_VARS) | set(groups["band"]) | set(_EVENT_VARS) | {"time",
-                                                                          "obs_band"}
+    known = set(_OBJECT_VARS) | set(_OBJECT_KEYS) | set(groups["band"]) | \
+        set(_EVENT_VARS) | {"time", "obs_band"}
     for var, (vals, var_attrs) in variables.items():
         if var in known:
             continue
