@@ -25,7 +25,7 @@ def collected_lc():
         [1, 2], ["ztf:g", "ztf:r"], Time([58000.0, 58001.0], format="mjd", scale="tdb"),
         [1.0, 2.0] * u.mJy, [0.1, 0.1] * u.mJy, label={1: "Mrk 590", 2: "b"})
     lc.meta = {"multilc_version": "9.9.9", "created": "2026-01-02T03:04:05Z",
-               "archives": ["ztf", "heasarc.fermi_gbm"], "radius": 2 * u.arcsec,
+               "archives": ["ztf", "heasarc.fermi_gbm"], "radius": "2.0 arcsec",
                "options": {"ztf": {"bad_catflags_mask": 32768}},
                "releases": {"ztf": "DR23", "heasarc.fermi_gbm":
                             "https://heasarc.gsfc.nasa.gov/xamin/vo/tap"}}
