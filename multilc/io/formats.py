@@ -97,12 +97,13 @@ def _tables_meta(ds, columns=None):
 
 def _check_shape(meta, n_rows, columns, path):
     """Compare the rows and columns found with those the writer recorded."""
-    if "n_rows" in meta and meta["n_rows"] != n_rows:
+    if n_rows is not None and "n_rows" in meta and meta["n_rows"] != n_rows:
         raise FileFormatError(path, f"the file holds {n_rows} measurements, but was "
                                     f"written with {meta['n_rows']!r} (truncated or "
                                     "edited?)")
-    if "columns" in meta and (not isinstance(meta["columns"], list) or
-                              sorted(map(str, meta["columns"])) != sorted(columns)):
+    if columns is not None and "columns" in meta and (
+            not isinstance(meta["columns"], list) or
+            sorted(map(str, meta["columns"])) != sorted(columns)):
         raise FileFormatError(path, f"the file has the columns {sorted(columns)}, but "
                                     f"was written with {meta['columns']!r}")
 
@@ -295,7 +296,10 @@ def _read_parquet(path, name, kwargs):
             raise FileFormatError(name, f"the column {required!r} is missing")
     if len(set(table.column_names)) != len(table.column_names):
         raise FileFormatError(name, "column names are repeated")
-    _check_shape(meta, table.num_rows, table.column_names, name)
+    # a row filter or a column selection (reading a part of a dataset) changes
+    # what is found; the recorded shape is then not comparable
+    _check_shape(meta, None if kwargs.get("filters") is not None else table.num_rows,
+                 None if kwargs.get("columns") is not None else table.column_names, name)
     data = {}
     oid = table.column("objectid")
     if not pa.types.is_integer(oid.type) or oid.null_count:

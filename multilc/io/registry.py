@@ -121,7 +121,8 @@ class LightCurveRead(_astropy_registry.UnifiedReadWrite):
         sniffed = sniff(path)
         if sniffed is not None:
             return sniffed
-        archive_files = sorted(set(self._file_formats()) - set(OWN_FORMATS))
+        archive_files = sorted(n for n in self._file_formats()
+                               if n.split(".")[0] not in OWN_FORMATS)
         own = ", ".join(f"{name} ({exts[0]})" for name, exts in OWN_FORMATS.items())
         raise FileFormatError(
             path, f"not a file multilc can identify: neither its name nor its content "

@@ -430,3 +430,17 @@ def test_wrong_content_under_own_extension(tmp_path, ext):
     with pytest.raises(FileFormatError) as info:
         MultiBandLightCurve.read(path)
     assert str(path) in str(info.value)
+
+
+def test_parquet_read_with_filters_and_columns(tmp_path):
+    """Reading part of a file (as the streamed-output dataset does) is not 'truncated'."""
+    import pyarrow.compute as pc
+
+    from multilc.io.formats import read_parquet
+
+    path = tmp_path / "lc.parquet"
+    small_lc().write(path)
+    part = read_parquet(path, filters=pc.field("band") == "ztf:g",
+                        columns=["objectid", "label", "band", "time", "flux", "flux_err"])
+    assert list(part.band) == ["ztf:g", "ztf:g"]
+    np.testing.assert_array_equal(part.flux.to_value(u.mJy), [1.0, 3.0])
