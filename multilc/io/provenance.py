@@ -11,11 +11,11 @@ Two things travel with a `~multilc.MultiBandLightCurve`:
     dropped rows per reason, requests, batches).  Kept in
     ``lc.ds.attrs["multilc_report"]`` as a JSON string.
 
-Every file multilc writes stores both, plus the multilc version and the UTC
-time of writing (``multilc_version`` and ``created`` are added to the stored
-meta when the light curve does not already carry them, so the time of the
-collection wins over the time of a later copy).  Reading a file restores
-``lc.meta`` and ``lc.report``.
+Every file multilc writes stores both, with the multilc version and a UTC
+creation time in the meta: ``multilc_version`` and ``created`` are added
+(to the file and to ``lc.meta``) when the light curve does not already carry
+them, so the time of the collection wins over the time of a later copy.
+Reading a file restores ``lc.meta`` and ``lc.report``.
 
 Everything here is plain JSON: nothing read from a file is ever executed or
 unpickled, and the report is rebuilt field by field from known names.
@@ -180,13 +180,38 @@ def get_report_dict(lc):
 def file_provenance(lc):
     """The provenance block a file stores: ``{"meta": ..., "report": ...}``.
 
-    ``meta`` gets ``multilc_version`` and ``created`` (UTC ISO) when the light
-    curve's own meta lacks them.
+    When the light curve's meta lacks ``multilc_version`` or ``created``
+    (UTC ISO), they are added -- to the file *and* to ``lc.meta``, so that the
+    light curve in memory and the one read back stay equal, and a second
+    write keeps the first stamp.
     """
     meta = dict(jsonable(get_meta(lc)))
-    meta.setdefault("multilc_version", _version())
-    meta.setdefault("created", utc_now())
-    return {"meta": meta, "report": get_report_dict(lc)}
+    if "multilc_version" not in meta or "created" not in meta:
+        meta.setdefault("multilc_version", _version())
+        meta.setdefault("created", utc_now())
+        _set_meta(lc, meta)
+    report = get_report_dict(lc)
+    if report is not None and REPORT_ATTR not in lc.ds.attrs:
+        lc.ds.attrs[REPORT_ATTR] = _dumps(report)  # the agreed place
+    return {"meta": meta, "report": report}
+
+
+def _dumps(value):
+    # sorted keys: the same dict gives the same attribute string everywhere
+    return json.dumps(value, allow_nan=False, sort_keys=True)
+
+
+def _set_meta(lc, meta):
+    """Store *meta* as ``lc.meta`` and in ``lc.ds.attrs`` (the agreed place)."""
+    if meta:
+        lc.ds.attrs[META_ATTR] = _dumps(meta)
+    attr = getattr(type(lc), "meta", None)
+    if isinstance(attr, property) and attr.fset is None:
+        return  # the class reads it from ds.attrs
+    try:
+        lc.meta = dict(meta)
+    except AttributeError:  # pragma: no cover - a read-only descriptor
+        pass
 
 
 def check_provenance(block):
@@ -217,17 +242,14 @@ def restore(lc, meta, report):
     ``lc.report`` are set as attributes unless the class provides read-only
     properties over the attrs.  Returns *lc*.
     """
-    if meta:
-        lc.ds.attrs[META_ATTR] = json.dumps(meta, allow_nan=False)
     if report is not None:
-        lc.ds.attrs[REPORT_ATTR] = json.dumps(report, allow_nan=False)
+        lc.ds.attrs[REPORT_ATTR] = _dumps(report)
     rebuilt = report_from_dict(report)
-    for name, value in (("meta", dict(meta)), ("report", rebuilt)):
-        attr = getattr(type(lc), name, None)
-        if isinstance(attr, property) and attr.fset is None:
-            continue  # the class reads it from ds.attrs
+    _set_meta(lc, meta)
+    attr = getattr(type(lc), "report", None)
+    if not (isinstance(attr, property) and attr.fset is None):
         try:
-            setattr(lc, name, value)
+            lc.report = rebuilt
         except AttributeError:  # pragma: no cover - a read-only descriptor
             pass
     return lc

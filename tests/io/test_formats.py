@@ -63,7 +63,7 @@ def test_lossless_roundtrip(full_lc, tmp_path, ext):
     path = tmp_path / f"lc.{ext}"
     full_lc.write(path)
     back = MultiBandLightCurve.read(path)
-    assert same_data(back, full_lc)  # xarray identical(): values, dtypes, attrs, coords
+    assert back == full_lc  # values, dtypes, attrs, coords, and the meta the write stamped
     assert back.labels[2] == "MacLeod 16; Green 22"
     assert back.band_info["band_notes"][list(back.bands).index("tess:TESS")] == \
         "SPOC; sector 27"

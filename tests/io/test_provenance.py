@@ -78,6 +78,12 @@ def test_plain_light_curve_gets_version_and_time(tmp_path, ext):
     assert created.tzinfo is not None and created.utcoffset().total_seconds() == 0
     assert before <= created <= before + datetime.timedelta(minutes=5)
     assert back.report is None
+    # the write stamped the light curve in memory too: the two stay equal
+    assert lc.meta == back.meta
+    assert back == lc
+    path.unlink()
+    lc.write(path)  # a second write keeps the first stamp
+    assert MultiBandLightCurve.read(path).meta["created"] == back.meta["created"]
 
 
 def test_provenance_is_visible_to_other_tools(tmp_path):
