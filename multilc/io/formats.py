@@ -436,12 +436,12 @@ def write_netcdf(lc, path, *, overwrite=False):
                                           "time_scale attribute is authoritative"})
     for key in (provenance.META_ATTR, provenance.REPORT_ATTR):
         ds.attrs.pop(key, None)
-    meta = prov["meta"]
+    written = prov["written"]
     ds.attrs.update({"Conventions": "CF-1.10", "featureType": "timeSeries",
                      "multilc_format_version": FORMAT_VERSION,
                      "multilc_n_rows": np.int64(ds.sizes.get("obs", 0)),
-                     "history": f"{meta.get('created')} written by multilc "
-                                f"{meta.get('multilc_version')}",
+                     "history": f"{written['created']} written by multilc "
+                                f"{written['multilc_version']}",
                      _PROVENANCE_KEY: json.dumps(prov, allow_nan=False)})
     # Fletcher-32 checksums on numeric data (HDF5 verifies them on reading);
     # HDF5 cannot chunk a dataset of length zero, so those go without.
@@ -468,7 +468,7 @@ def read_netcdf(path):
     multilc.errors.FileFormatError
         If the file is not a readable multilc netCDF file.
     """
-    require("h5netcdf", "netcdf", "reading netCDF files")
+    require("h5py", "netcdf", "reading netCDF files")
     path = _path_of(path)
     name = _name_of(path)
     with boundary(name, "netCDF"):
@@ -712,7 +712,9 @@ def _read_ecsv(path, name):
                                     f"{type(exc).__name__}: {exc}") from exc
     meta = t.meta.get("multilc")
     if meta is None:
-        raise FileFormatError(name, "ECSV file has no multilc metadata")
+        raise FileFormatError(name, "ECSV file has no multilc metadata; read a plain "
+                                    "table with MultiBandLightCurve.from_table("
+                                    "QTable.read(path), ...)")
     meta = provenance.jsonable(meta)  # YAML may give dates etc.
     objects, band_names, band_table, events = checks.tables_from_meta(meta, name)
     units = meta.get("units", {})

@@ -11,11 +11,12 @@ Two things travel with a `~multilc.MultiBandLightCurve`:
     dropped rows per reason, requests, batches).  Kept in
     ``lc.ds.attrs["multilc_report"]`` as a JSON string.
 
-Every file multilc writes stores both, with the multilc version and a UTC
-creation time in the meta: ``multilc_version`` and ``created`` are added
-(to the file and to ``lc.meta``) when the light curve does not already carry
-them, so the time of the collection wins over the time of a later copy.
-Reading a file restores ``lc.meta`` and ``lc.report``.
+Every file multilc writes stores both, and a ``written`` stamp: the
+multilc version and the UTC time of writing.  Reading a file restores
+``lc.meta`` and ``lc.report`` as they were (so ``read(write(lc)) == lc``);
+`read_provenance` returns all three from a file without reading its data.
+`multilc.collect.collect` puts its own ``multilc_version`` and ``created``
+(the time of the collection) in ``lc.meta``.
 
 Everything here is plain JSON: nothing read from a file is ever executed or
 unpickled, and the report is rebuilt field by field from known names.
@@ -26,7 +27,8 @@ import json
 import math
 
 __all__ = ["META_ATTR", "REPORT_ATTR", "get_meta", "get_report_dict", "file_provenance",
-           "restore", "report_to_dict", "report_from_dict", "jsonable"]
+           "restore", "read_provenance", "report_to_dict", "report_from_dict",
+           "jsonable"]
 
 #: Dataset attributes holding the provenance as JSON strings (agreed with the
 #: data model: ``lc.meta`` and ``lc.report`` read/write these).
@@ -178,22 +180,19 @@ def get_report_dict(lc):
 
 
 def file_provenance(lc):
-    """The provenance block a file stores: ``{"meta": ..., "report": ...}``.
+    """The provenance block a file stores.
 
-    When the light curve's meta lacks ``multilc_version`` or ``created``
-    (UTC ISO), they are added -- to the file *and* to ``lc.meta``, so that the
-    light curve in memory and the one read back stay equal, and a second
-    write keeps the first stamp.
+    ``{"meta": lc.meta, "report": lc.report as a dict or None, "written":
+    {"multilc_version": ..., "created": UTC ISO time of writing}}``.  The
+    light curve itself is not changed (except that its report is also kept
+    in ``lc.ds.attrs``, the agreed place), so ``read(write(lc)) == lc``.
     """
-    meta = dict(jsonable(get_meta(lc)))
-    if "multilc_version" not in meta or "created" not in meta:
-        meta.setdefault("multilc_version", _version())
-        meta.setdefault("created", utc_now())
-        _set_meta(lc, meta)
+    meta = jsonable(get_meta(lc))
     report = get_report_dict(lc)
     if report is not None and REPORT_ATTR not in lc.ds.attrs:
-        lc.ds.attrs[REPORT_ATTR] = _dumps(report)  # the agreed place
-    return {"meta": meta, "report": report}
+        lc.ds.attrs[REPORT_ATTR] = _dumps(report)
+    return {"meta": meta, "report": report,
+            "written": {"multilc_version": _version(), "created": utc_now()}}
 
 
 def _dumps(value):
@@ -253,3 +252,71 @@ def restore(lc, meta, report):
         except AttributeError:  # pragma: no cover - a read-only descriptor
             pass
     return lc
+
+
+def read_provenance(path):
+    """The provenance a multilc file records, without reading its measurements.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A parquet, netCDF or ECSV file written by multilc.
+
+    Returns
+    -------
+    dict
+        ``{"meta": dict, "report": dict or None, "written": {"multilc_version",
+        "created"}}`` (``written`` is ``{}`` for files from before it existed).
+
+    Raises
+    ------
+    multilc.errors.FileFormatError
+        If the file is not a multilc file or its provenance is damaged.
+    """
+    import os
+
+    from multilc.errors import FileFormatError
+    from multilc.io.formats import OWN_FORMATS, sniff
+
+    name = os.fspath(path)
+    kind = sniff(name)
+    if kind is None:
+        raise FileFormatError(name, f"not a file in one of the formats multilc writes "
+                                    f"({', '.join(OWN_FORMATS)})")
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            raw = (pq.read_schema(name).metadata or {}).get(b"multilc")
+            block = json.loads(raw)["multilc_provenance"] if raw else None
+        elif kind == "netcdf":
+            import h5py
+
+            with h5py.File(name, "r") as f:
+                raw = f.attrs.get("multilc_provenance")
+            block = json.loads(raw) if raw is not None else None
+        else:
+            from astropy.table import meta as table_meta
+
+            lines = []
+            with open(name, encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.startswith("#"):
+                        break
+                    lines.append(line[2:].rstrip("\n") if line.startswith("# ")
+                                 else line[1:].rstrip("\n"))
+            header = table_meta.get_header_from_yaml(lines[1:])  # after "%ECSV 1.0"
+            block = jsonable(header.get("meta", {}).get("multilc", {})
+                             .get("multilc_provenance"))
+        if block is None:
+            raise FileFormatError(name, "the file records no multilc provenance")
+        meta, report = check_provenance(block)
+        written = block.get("written") or {}
+        if not isinstance(written, dict):
+            raise ValueError("the 'written' stamp is not an object")
+    except FileFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged metadata of three formats
+        raise FileFormatError(name, f"the provenance cannot be read: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+    return {"meta": meta, "report": report, "written": written}

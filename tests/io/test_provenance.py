@@ -45,7 +45,7 @@ def test_meta_and_report_round_trip(tmp_path, ext):
     path = tmp_path / f"lc.{ext}"
     lc.write(path)
     back = MultiBandLightCurve.read(path)
-    assert back.meta["multilc_version"] == "9.9.9"  # the collection's, not the copy's
+    assert back.meta["multilc_version"] == "9.9.9"  # the collection's, not the writer's
     assert back.meta["created"] == "2026-01-02T03:04:05Z"
     assert back.meta["archives"] == ["ztf", "heasarc.fermi_gbm"]
     assert u.Quantity(back.meta["radius"]) == 2 * u.arcsec
@@ -65,25 +65,35 @@ def test_meta_and_report_round_trip(tmp_path, ext):
 
 
 @pytest.mark.parametrize("ext", FORMATS)
-def test_plain_light_curve_gets_version_and_time(tmp_path, ext):
+def test_every_file_records_version_and_time_of_writing(tmp_path, ext):
     lc = MultiBandLightCurve.from_arrays(
         [1], ["ztf:g"], Time([58000.0], format="mjd", scale="tdb"), [1.0] * u.mJy,
         [0.1] * u.mJy)
     path = tmp_path / f"lc.{ext}"
     before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     lc.write(path)
-    back = MultiBandLightCurve.read(path)
-    assert back.meta["multilc_version"] == multilc.__version__
-    created = datetime.datetime.fromisoformat(back.meta["created"].replace("Z", "+00:00"))
-    assert created.tzinfo is not None and created.utcoffset().total_seconds() == 0
+    stamp = provenance.read_provenance(path)
+    assert stamp["written"]["multilc_version"] == multilc.__version__
+    created = datetime.datetime.fromisoformat(
+        stamp["written"]["created"].replace("Z", "+00:00"))
+    assert created.utcoffset().total_seconds() == 0
     assert before <= created <= before + datetime.timedelta(minutes=5)
+    assert stamp["meta"] == {} and stamp["report"] is None
+    back = MultiBandLightCurve.read(path)
     assert back.report is None
-    # the write stamped the light curve in memory too: the two stay equal
-    assert lc.meta == back.meta
-    assert back == lc
-    path.unlink()
-    lc.write(path)  # a second write keeps the first stamp
-    assert MultiBandLightCurve.read(path).meta["created"] == back.meta["created"]
+    assert back == lc  # the light curve is restored as it was, nothing added
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_read_provenance_without_the_data(tmp_path, ext):
+    lc = collected_lc()
+    path = tmp_path / f"lc.{ext}"
+    lc.write(path)
+    stamp = provenance.read_provenance(path)
+    assert stamp["meta"]["releases"]["ztf"] == "DR23"
+    assert stamp["report"]["failures"][0]["objectids"] == [2]
+    with pytest.raises(FileFormatError):
+        provenance.read_provenance(__file__)
 
 
 def test_provenance_is_visible_to_other_tools(tmp_path):
@@ -95,7 +105,7 @@ def test_provenance_is_visible_to_other_tools(tmp_path):
     with h5py.File(tmp_path / "lc.nc") as f:
         block = json.loads(f.attrs["multilc_provenance"])
         assert block["meta"]["releases"]["ztf"] == "DR23"
-        assert "multilc 9.9.9" in f.attrs["history"]
+        assert f"multilc {multilc.__version__}" in f.attrs["history"]
 
 
 def test_written_file_round_trips_again(tmp_path):
