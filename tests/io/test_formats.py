@@ -444,3 +444,17 @@ def test_parquet_read_with_filters_and_columns(tmp_path):
                         columns=["objectid", "label", "band", "time", "flux", "flux_err"])
     assert list(part.band) == ["ztf:g", "ztf:g"]
     np.testing.assert_array_equal(part.flux.to_value(u.mJy), [1.0, 3.0])
+
+
+def test_ecsv_header_cannot_run_code(tmp_path):
+    """The YAML header is read with a safe loader: a python tag is refused, not run."""
+    path = tmp_path / "lc.ecsv"
+    small_lc().write(path)
+    marker = tmp_path / "ran"
+    text = path.read_text().replace(
+        "# meta: !!omap\n",
+        f"# meta: !!omap\n# - evil: !!python/object/apply:os.system ['touch {marker}']\n")
+    path.write_text(text)
+    with pytest.raises(FileFormatError, match="not a readable ECSV"):
+        MultiBandLightCurve.read(path)
+    assert not marker.exists()
