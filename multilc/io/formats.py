@@ -511,9 +511,9 @@ def _open_netcdf(path, name):
                 if not isinstance(item, h5py.Dataset):
                     continue
                 # only the attributes used (each costs an HDF5 call)
-                present = set(item.attrs.keys())
-                var_attrs = {k: _attr_value(item.attrs[k]) for k in _VAR_ATTRS
-                             if k in present}
+                item_attrs = item.attrs
+                var_attrs = {k: _attr_value(item_attrs[k]) for k in _VAR_ATTRS
+                             if k in item_attrs}
                 label = var_attrs.get("NAME")
                 if isinstance(label, str) and \
                         label.startswith(_NOT_A_VARIABLE.decode()):

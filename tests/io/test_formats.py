@@ -458,3 +458,33 @@ def test_ecsv_header_cannot_run_code(tmp_path):
     with pytest.raises(FileFormatError, match="not a readable ECSV"):
         MultiBandLightCurve.read(path)
     assert not marker.exists()
+
+
+def test_files_of_the_previous_layout_still_read(tmp_path):
+    """Before: dictionary-typed label/band, no row count, columns or provenance."""
+    import h5py
+
+    lc = small_lc()
+    path = tmp_path / "old.parquet"
+    lc.write(path)
+
+    def old_layout(table):
+        meta = dict(table.schema.metadata)
+        doc = json.loads(meta[b"multilc"])
+        for key in ("n_rows", "columns", "multilc_provenance"):
+            del doc[key]
+        meta = {b"multilc": json.dumps(doc).encode()}
+        for name in ("label", "band"):
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(name).dictionary_encode())
+        return table.replace_schema_metadata(meta)
+    rewrite_parquet(path, old_layout)
+    assert pa.types.is_dictionary(pq.read_schema(path).field("band").type)
+    assert same_data(MultiBandLightCurve.read(path), lc)
+
+    path = tmp_path / "old.nc"
+    lc.write(path)
+    with h5py.File(path, "r+") as f:
+        for key in ("multilc_n_rows", "multilc_provenance"):
+            del f.attrs[key]
+    assert same_data(MultiBandLightCurve.read(path), lc)
