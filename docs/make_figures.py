@@ -1,8 +1,9 @@
 """Run the offline examples of the user guide and keep the figures they draw.
 
-The tutorial (``guide/tutorial.rst``) and the notebook guide
-(``guide/from_notebook.rst``) show two kinds of example: plain code blocks
-that need the network (never run here) and doctest blocks (``>>>``) that run
+The tutorial (``guide/tutorial.rst``), the notebook guide
+(``guide/from_notebook.rst``) and the figure guide with its gallery
+(``guide/plotting.rst``) show two kinds of example: plain code blocks that
+need the network (never run here) and doctest blocks (``>>>``) that run
 offline.  This script runs the doctest blocks of each page, exactly as
 printed, in a fresh temporary folder, checks their printed output, and copies
 the PNG files they save into ``docs/generated/`` where the pages include them
@@ -13,6 +14,9 @@ Used by ``docs/conf.py`` at build time and by ``tests/test_docs_examples.py``;
 by hand::
 
     python docs/make_figures.py            # writes docs/generated/*.png
+
+``docs/generated/`` is in ``.gitignore``: the figures are build products,
+remade by every docs build, never committed.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: Pages whose doctest blocks are run, relative to the docs folder.
-PAGES = ("guide/tutorial.rst", "guide/from_notebook.rst")
+PAGES = ("guide/tutorial.rst", "guide/from_notebook.rst", "guide/plotting.rst")
 #: Where the figures go (the docs build includes them from here).
 GENERATED = HERE / "generated"
 #: Output comparison: ``...`` matches anything, runs of whitespace are equal.

@@ -29,6 +29,9 @@ class Conf(_config.ConfigNamespace):
                                  "connection resets, HTTP 429 and 5xx).")
     backoff = _config.ConfigItem(1.0, "Base of the exponential retry backoff [s].")
     backoff_max = _config.ConfigItem(60.0, "Longest wait between retries [s].")
+    retry_after_max = _config.ConfigItem(
+        120.0, "Longest wait honoured when a server's Retry-After header asks for one "
+        "[s]; a longer request is shortened to this.")
     max_workers = _config.ConfigItem(16, "Most requests in flight over all archives.")
     progress = _config.ConfigItem(True, "Show progress bars on a terminal.")
 

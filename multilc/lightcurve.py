@@ -8,7 +8,8 @@
     dimensions, so a measurement costs 30 bytes with the required variables
     (time, flux, flux_err: float64; object code: int32; band code: int16).
 ``object``
-    per-target metadata: ``objectid``, ``label``, ``ra``, ``dec``.
+    per-target metadata: ``objectid``, ``name`` (the target's name, such as
+    ``"Mrk 590"``; ``""`` when unknown), ``label``, ``ra``, ``dec``.
 ``band``
     per-band metadata: name (``ztf:g``), archive, photometric system, zero
     point, effective wavelength, flux unit, the archive's native time system.
@@ -21,9 +22,22 @@ count rates in e-/s) are stored in ``flux_instrumental``/
 ``flux_instrumental_err`` with their own unit, and hold NaN in the other pair.
 Times are MJD in the TDB scale at the solar-system barycentre; readers convert
 archive-native times with `multilc.timescales`.
+
+Metadata travels in the dataset's attributes as JSON strings, so that every
+file format can store it: ``ds.attrs["multilc_meta"]`` holds `lc.meta` (a
+free dict: provenance, user notes) and ``ds.attrs["multilc_report"]`` the
+collection report of the run that made the light curve.
+
+Construction is cheap: the ``from_*`` constructors and `concat` validate
+their input once and keep plain numpy columns; the `xarray.Dataset` is built
+only when it is first needed (``lc.ds``, selection, export).  Readers can
+therefore build one light curve per target and concatenate them at a cost
+close to one `pandas.concat` of the same data.
 """
 from __future__ import annotations
 
+import functools
+import json
 import warnings
 from collections.abc import Iterator, Mapping
 
@@ -35,11 +49,14 @@ from astropy.table import QTable
 from astropy.time import Time
 
 from multilc import photometry
+from multilc.errors import InputError, MultilcError
 from multilc.io.registry import LightCurveRead, LightCurveWrite
 from astropy.io.registry import UnifiedReadWriteMethod
 
-__all__ = ["MultiBandLightCurve", "LightCurveError", "TIME_SCALE", "TIME_FORMAT",
-           "CALIBRATED_UNIT", "INSTRUMENTAL_UNIT", "EVENT_COLUMNS"]
+__all__ = ["MultiBandLightCurve", "LightCurveError", "SelectionError",
+           "ObjectNotFoundError", "DuplicateDataWarning", "TIME_SCALE", "TIME_FORMAT",
+           "CALIBRATED_UNIT", "INSTRUMENTAL_UNIT", "EVENT_COLUMNS", "make_events",
+           "clip_mask"]
 
 #: The one time scale of the model: MJD, TDB, barycentric.
 TIME_SCALE = "tdb"
@@ -62,6 +79,8 @@ _OPTIONAL_OBS = {
     "flag": ("int64", 0, None),
     "source_id": ("int64", -1, None),
     "separation": ("float64", np.nan, "arcsec"),
+    # number of measurements averaged into a row by `MultiBandLightCurve.bin`
+    "n_binned": ("int64", 1, None),
 }
 _FLUX_PAIRS = {"calibrated": ("flux", "flux_err"),
                "instrumental": ("flux_instrumental", "flux_instrumental_err")}
@@ -79,8 +98,34 @@ EVENT_COLUMNS = {
 }
 
 
-class LightCurveError(ValueError):
+class LightCurveError(MultilcError, ValueError):
     """Input that cannot become a valid `MultiBandLightCurve`."""
+
+
+class SelectionError(LightCurveError, InputError):
+    """A selection that names nothing: unknown object, reversed time range."""
+
+
+class ObjectNotFoundError(SelectionError, KeyError):
+    """An object id or name that is not in the light curve (``lc[key]``)."""
+
+    def __str__(self):
+        # KeyError would show the repr of the message (quoted); show it plainly.
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateDataWarning(UserWarning):
+    """`MultiBandLightCurve.concat` met the same measurement more than once."""
+
+
+#: Object variables (dimension ``object``).
+_OBJECT_VARS = ("objectid", "name", "label", "ra", "dec")
+#: Event variables (dimension ``event``).
+_EVENT_VARS = ("event_object", "event_archive", "event_time", "event_id", "event_energy",
+               "event_error_radius", "event_separation")
+_NORMALIZED_ATTR = "multilc_normalized"
+_META_ATTR = "multilc_meta"
+_REPORT_ATTR = "multilc_report"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -121,7 +166,12 @@ def _time_values(time, n=None):
     if np.any(mask):
         raise LightCurveError(f"time has {int(np.sum(mask))} missing (masked/NaN) values; "
                               "every measurement needs a time")
-    values = np.atleast_1d(np.asarray(time.tdb.mjd, dtype="float64"))
+    tdb = time if time.scale == TIME_SCALE else time.tdb
+    # MJD = (jd1 - 2400000.5) + jd2: the subtraction is exact (jd1 holds whole
+    # or half days), so this is astropy's TimeMJD value without its
+    # general-purpose overhead (~0.1 ms a call, 4,000 calls per run).
+    values = np.atleast_1d(np.asarray(tdb.jd1 - 2400000.5, dtype="float64")
+                           + np.asarray(tdb.jd2, dtype="float64"))
     if n is not None and len(values) != n:
         raise LightCurveError(f"time has {len(values)} values but there are {n} "
                               "measurements")
@@ -133,12 +183,22 @@ def _time_values(time, n=None):
 
 def _codes(values):
     """Factorize to (codes, uniques) with uniques sorted."""
+    if len(values) and values[0] == values[-1] and (values == values[0]).all():
+        # the usual reader piece: one object, one band
+        return np.zeros(len(values), "int64"), values[:1].copy()
     uniques, codes = np.unique(values, return_inverse=True)
     return codes.reshape(-1), uniques
 
 
 def _band_record(name):
-    """Band metadata for *name* from `multilc.photometry`."""
+    """Band metadata for *name* from `multilc.photometry` (a fresh dict)."""
+    return dict(_band_record_cached(str(name)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _band_record_cached(name):
+    # Band lookups and unit formatting cost ~50 us; readers build one piece
+    # per target and band, so the record is computed once per band name.
     band = photometry.get_band(name)
     return {
         "archive": band.archive,
@@ -153,13 +213,23 @@ def _band_record(name):
     }
 
 
+@functools.lru_cache(maxsize=256)
 def _is_instrumental(unit_string):
     return u.Unit(unit_string).physical_type != u.mJy.physical_type
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_unit(unit_string):
+    return u.Unit(unit_string)
+
+
+_NO_EVENTS = {k: np.array([], dtype=object if dt == "str" else dt)
+              for k, (dt, _) in EVENT_COLUMNS.items()}
+
+
 def _empty_events():
-    return {k: np.array([], dtype=object if dt == "str" else dt)
-            for k, (dt, _) in EVENT_COLUMNS.items()}
+    # shared read-only arrays: _canonical copies what it keeps
+    return _NO_EVENTS
 
 
 # --------------------------------------------------------------------------- class
@@ -186,11 +256,132 @@ class MultiBandLightCurve:
             ds = ds.ds
         if not isinstance(ds, xr.Dataset):
             raise LightCurveError(f"expected an xarray.Dataset, got {type(ds).__name__}")
-        self._ds = _validate(ds)
+        self._dsv = _validate(ds)
+        self._cols = None
+        self._lazy_attrs = None
+        self._meta = self._meta_raw = None
+        self._report_obj = None
 
-    #: The `~multilc.collect.CollectionReport` of the run that made this light
-    #: curve (None unless it came from `multilc.collect`).
-    report = None
+    @classmethod
+    def _from_columns(cls, cols, attrs=None):
+        """Trusted fast constructor from canonical columns (see `_canonical`).
+
+        The columns were validated by the caller (a ``from_*`` constructor,
+        `concat` or a reader); the Dataset is assembled on first use.
+        """
+        self = cls.__new__(cls)
+        self._dsv = None
+        self._cols = cols
+        self._lazy_attrs = dict(attrs or {})
+        self._meta = self._meta_raw = None
+        self._report_obj = None
+        return self
+
+    def _derive(self, ds=None, cols=None, attrs=None):
+        """A new light curve carrying this one's meta and report."""
+        if ds is not None:
+            out = type(self).__new__(type(self))
+            out._dsv, out._cols, out._lazy_attrs = ds, None, None
+            out._meta = out._meta_raw = out._report_obj = None
+        else:
+            out = type(self)._from_columns(cols, attrs if attrs is not None
+                                           else self._attrs)
+        out._attrs.update({k: v for k, v in self._attrs.items()
+                           if k in (_META_ATTR, _REPORT_ATTR)})
+        if self._meta is not None:
+            self._sync_attrs()
+            if self._meta is not None:
+                out.meta = self._meta
+        out._report_obj = self._report_obj
+        return out
+
+    @property
+    def _ds(self):
+        if self._dsv is None:
+            self._dsv = _dataset_from_columns(self._cols, self._lazy_attrs)
+            self._cols = self._lazy_attrs = None
+        return self._dsv
+
+    @property
+    def _attrs(self):
+        """The live attribute dict (the Dataset's, or the lazy one)."""
+        return self._dsv.attrs if self._dsv is not None else self._lazy_attrs
+
+    def _columns(self):
+        """Plain numpy columns keyed by dataset variable name."""
+        if self._cols is not None:
+            return self._cols
+        return {name: var.values for name, var in self._dsv.variables.items()}
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def meta(self):
+        """Free metadata (provenance, notes) as a dict; must be JSON-serialisable.
+
+        Stored as JSON in ``lc.ds.attrs["multilc_meta"]``, so that every file
+        format keeps it.  Kept by `select`; merged by `concat` (first piece
+        wins for a key set differently in several pieces).
+        """
+        raw = self._attrs.get(_META_ATTR)
+        if self._meta is None or raw != self._meta_raw:
+            # first use, or ds.attrs["multilc_meta"] was written directly
+            self._meta = json.loads(raw) if raw else {}
+            self._meta_raw = raw
+        return self._meta
+
+    @meta.setter
+    def meta(self, value):
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise InputError(f"meta must be a dict, got {type(value).__name__}")
+        value = dict(value)
+        raw = _meta_json(value) if value else None
+        if raw is None:
+            self._attrs.pop(_META_ATTR, None)
+        else:
+            self._attrs[_META_ATTR] = raw
+        self._meta, self._meta_raw = value, raw
+
+    def _sync_attrs(self):
+        """Write the (possibly mutated) meta dict back to the attributes."""
+        if self._meta is None:
+            return
+        if self._attrs.get(_META_ATTR) != self._meta_raw:
+            self._meta = None  # attrs written directly: they win
+            return
+        raw = _meta_json(self._meta) if self._meta else None
+        if raw is None:
+            self._attrs.pop(_META_ATTR, None)
+        else:
+            self._attrs[_META_ATTR] = raw
+        self._meta_raw = raw
+
+    @property
+    def report(self):
+        """The collection report of the run that made this light curve, or None.
+
+        A `~multilc.collect.CollectionReport` when it came from
+        `multilc.collect` (or its ``to_dict()`` was stored); stored as JSON in
+        ``lc.ds.attrs["multilc_report"]`` so files keep it, and kept by
+        `select` and `concat` (reports of several runs are merged: lists
+        joined, counts added).
+        """
+        if self._report_obj is None:
+            raw = self._attrs.get(_REPORT_ATTR)
+            if not raw:
+                return None
+            self._report_obj = _report_from_dict(json.loads(raw))
+        return self._report_obj
+
+    @report.setter
+    def report(self, value):
+        if value is None:
+            self._attrs.pop(_REPORT_ATTR, None)
+            self._report_obj = None
+            return
+        self._attrs[_REPORT_ATTR] = json.dumps(_report_to_dict(value), default=str)
+        self._report_obj = value
 
     # ------------------------------------------------------------------ I/O
     read = UnifiedReadWriteMethod(LightCurveRead)
@@ -200,7 +391,8 @@ class MultiBandLightCurve:
     @classmethod
     def from_arrays(cls, objectid, band, time, flux, flux_err, *, mag=None, mag_err=None,
                     upper_limit=None, flag=None, source_id=None, separation=None,
-                    label=None, ra=None, dec=None, band_meta=None, events=None):
+                    label=None, ra=None, dec=None, name=None, band_meta=None,
+                    events=None):
         """Build a light curve from per-measurement arrays.
 
         Parameters
@@ -230,6 +422,10 @@ class MultiBandLightCurve:
             Distance between target and archive object [angle].
         label : str or mapping of objectid to str, optional
             Per-object label (for example the literature sample).
+        name : str, mapping of objectid to str, or array-like, optional
+            Per-object target name (``{4: "Mrk 590"}``); an array may hold
+            one value per object (in sorted objectid order) or per
+            measurement.  Default ``""``.
         ra, dec : `~astropy.units.Quantity` or mapping, optional
             Per-object target coordinates: a mapping objectid -> angle or an
             angle Quantity per measurement.
@@ -260,9 +456,9 @@ class MultiBandLightCurve:
         obj_codes, obj_ids = _codes(objectid)
         band_codes, band_names = _codes(band)
         band_table = {name: _band_record(name) for name in band_names}
-        for name, overrides in (band_meta or {}).items():
-            if name in band_table:
-                band_table[name].update(overrides)
+        for bname, overrides in (band_meta or {}).items():
+            if bname in band_table:
+                band_table[bname].update(overrides)
 
         instrumental_band = np.array([_is_instrumental(band_table[b]["flux_unit"])
                                       for b in band_names], dtype=bool)
@@ -273,8 +469,6 @@ class MultiBandLightCurve:
             raise u.UnitsError("flux and flux_err must be astropy Quantities "
                                "(mJy-compatible, or e-/s for uncalibrated bands)")
         flux_unit = flux.unit
-        cal = np.full(n, np.nan)
-        cal_err = np.full(n, np.nan)
         ins = ins_err = None
         fv = _as_1d("flux", flux.value, n, dtype="float64")
         fe = _as_1d("flux_err", flux_err.to_value(flux_unit)
@@ -291,7 +485,16 @@ class MultiBandLightCurve:
             scale = flux_unit.to(INSTRUMENTAL_UNIT)
             ins[is_instr] = fv[is_instr] * scale
             ins_err[is_instr] = fe[is_instr] * scale
-        if (~is_instr).any():
+        fast = not is_instr.any() and n and flux_unit.is_equivalent(u.mJy)
+        if fast:
+            # the usual piece: calibrated only, no masking needed
+            scale = flux_unit.to(u.mJy)
+            cal = fv * scale if scale != 1 else fv.copy()
+            cal_err = fe * scale if scale != 1 else fe.copy()
+        else:
+            cal = np.full(n, np.nan)
+            cal_err = np.full(n, np.nan)
+        if not fast and (~is_instr).any():
             cal_mask = ~is_instr
             if flux_unit.is_equivalent(u.mJy):
                 scale = flux_unit.to(u.mJy)
@@ -339,28 +542,69 @@ class MultiBandLightCurve:
             data["separation"] = _quantity_values("separation", separation,
                                                   SEPARATION_UNIT, n)
 
-        objects = _object_table(obj_ids, objectid, obj_codes, label, ra, dec)
+        objects = _object_table(obj_ids, objectid, obj_codes, label, ra, dec, name)
         ev = _events_from_table(events) if events is not None else _empty_events()
-        return cls(_assemble(data, objects, band_names, band_table, ev))
+        if len(ev["objectid"]):
+            # events may name objects without photometry: add them
+            extra = np.setdiff1d(np.unique(ev["objectid"]), obj_ids)
+            if len(extra):
+                more = _object_table(extra, extra, np.arange(len(extra)), label, ra, dec,
+                                     name if not _per_measurement(name, n) else None)
+                objects = _merge_object_tables(objects, more)
+                # obs codes pointed into obj_ids: point them into the union
+                remap = np.searchsorted(objects["objectid"], obj_ids)
+                data["obs_object"] = remap[obj_codes].astype("int32")
+        return cls._from_columns(_canonical(data, objects, band_names, band_table, ev,
+                                            one_group=len(obj_ids) == 1 and
+                                            len(band_names) == 1))
 
     @classmethod
-    def from_events(cls, events, *, label=None, ra=None, dec=None):
+    def from_events(cls, events, *, label=None, ra=None, dec=None, name=None):
         """A light curve holding only events (no photometry).
 
         Parameters
         ----------
         events : `~astropy.table.Table`
             As built by `make_events`.
-        label, ra, dec : mapping, optional
+        label, ra, dec, name : mapping, optional
             Per-object metadata keyed by objectid.
         """
         ev = _events_from_table(events)
         ids = np.unique(ev["objectid"]).astype("int64")
-        objects = _object_table(ids, ids, np.arange(len(ids)), label, ra, dec)
-        data = {"time": np.zeros(0), "obs_object": np.zeros(0, "int32"),
-                "obs_band": np.zeros(0, "int16"), "flux": np.zeros(0),
-                "flux_err": np.zeros(0)}
-        return cls(_assemble(data, objects, np.array([], dtype=str), {}, ev))
+        objects = _object_table(ids, ids, np.arange(len(ids)), label, ra, dec, name)
+        return cls._from_columns(_canonical(_empty_obs(), objects, np.array([], dtype=str),
+                                            {}, ev))
+
+    @classmethod
+    def from_objects(cls, objectid, *, label=None, ra=None, dec=None, name=None):
+        """A light curve holding objects with no data yet (a sample's targets).
+
+        Concatenating it with the collected data keeps every requested target
+        in the object table, also those no archive returned anything for.
+
+        Parameters
+        ----------
+        objectid : array-like of int
+        label, ra, dec, name : optional
+            As in `from_arrays` (a mapping keyed by objectid, or one value
+            per object in the order of *objectid*).
+        """
+        ids = _as_1d("objectid", objectid).astype("int64")
+        order = np.argsort(ids, kind="stable")
+        uniq = ids[order]
+        if len(uniq) > 1 and np.any(np.diff(uniq) == 0):
+            raise LightCurveError("objectid values must be unique")
+
+        def reorder(value):
+            if value is None or isinstance(value, (Mapping, str)):
+                return value
+            arr = value if isinstance(value, u.Quantity) else np.asarray(value,
+                                                                          dtype=object)
+            return arr[order] if np.ndim(arr) and len(arr) == len(ids) else arr
+        objects = _object_table(uniq, uniq, np.arange(len(uniq)), reorder(label),
+                                reorder(ra), reorder(dec), reorder(name))
+        return cls._from_columns(_canonical(_empty_obs(), objects,
+                                            np.array([], dtype=str), {}, _empty_events()))
 
     @classmethod
     def empty(cls):
@@ -368,14 +612,24 @@ class MultiBandLightCurve:
         return cls.from_events(make_events([], [], Time([], format="mjd", scale="tdb")))
 
     @classmethod
-    def from_table(cls, table, *, label=None, ra=None, dec=None, events=None):
+    def from_table(cls, table, *, label=None, ra=None, dec=None, name=None, events=None):
         """Build from an astropy Table/QTable with one row per measurement.
 
+        The inverse of `to_table`: ``from_table(lc.to_table()) == lc``.
+
         Required columns: ``objectid``, ``band``, ``time`` (a `~astropy.time.Time`
-        column), ``flux``, ``flux_err`` (with units).  Optional: ``mag``,
-        ``mag_err``, ``upper_limit``, ``flag``, ``source_id``, ``separation``,
-        ``label``, ``ra``, ``dec`` (per row; per-object values are taken from
-        the first row of each object).
+        column), ``flux``, ``flux_err`` (with units).  Rows of uncalibrated
+        bands (TESS, Kepler, K2) take their values from ``flux_instrumental``/
+        ``flux_instrumental_err`` when those columns are present (as
+        `to_table` writes them), else from ``flux``/``flux_err`` in e-/s.
+        Optional: ``mag``, ``mag_err``, ``upper_limit``, ``flag``,
+        ``source_id``, ``separation``, ``n_binned``, and per-object ``name``,
+        ``label``, ``ra``, ``dec`` (taken from the first row of each object).
+
+        ``table.meta`` as written by `to_table` adds what rows cannot hold:
+        ``objects`` (objects without data keep their place), ``bands`` (band
+        metadata), ``events``, ``multilc_meta`` and ``multilc_report``.
+        Keyword arguments override the table's values.
         """
         t = QTable(table)
         missing = [c for c in ("objectid", "band", "time", "flux", "flux_err")
@@ -383,22 +637,91 @@ class MultiBandLightCurve:
         if missing:
             raise LightCurveError(f"table lacks required columns {missing}; it has "
                                   f"{t.colnames}")
-        kw = {c: t[c] for c in _OPTIONAL_OBS if c in t.colnames}
-        ids = np.asarray(t["objectid"])
-        for col, given in (("label", label), ("ra", ra), ("dec", dec)):
-            if given is None and col in t.colnames:
-                first = {}
-                for i, oid in enumerate(ids):
-                    first.setdefault(int(oid), t[col][i])
-                kw[col] = first
-            elif given is not None:
-                kw[col] = given
-        return cls.from_arrays(ids, np.asarray(t["band"]), t["time"], t["flux"],
-                               t["flux_err"], events=events, **kw)
+        meta = dict(t.meta or {})
+        for key in ("objects", "bands", "events"):
+            if isinstance(meta.get(key), Mapping):
+                try:
+                    meta[key] = QTable(dict(meta[key]))
+                except (TypeError, ValueError) as exc:
+                    raise LightCurveError(f"table.meta[{key!r}] is not a table: "
+                                          f"{exc}") from exc
+        ids = _as_1d("objectid", np.asarray(t["objectid"]))
+        per_object = {"label": label, "ra": ra, "dec": dec, "name": name}
+        mobj = meta.get("objects")
+        for col, given in list(per_object.items()):
+            if given is not None:
+                continue
+            mapping = {}
+            if mobj is not None and col in getattr(mobj, "colnames", ()):
+                for oid, val in zip(np.asarray(mobj["objectid"]), mobj[col]):
+                    mapping[int(oid)] = val
+            if col in t.colnames:
+                _, first = np.unique(ids, return_index=True)
+                for i in first:
+                    mapping.setdefault(int(ids[i]), t[col][i])
+            if mapping:
+                if col in ("ra", "dec"):
+                    mapping = {k: (v if isinstance(v, u.Quantity) else
+                                   (np.nan if v is None else float(v)) * u.deg)
+                               for k, v in mapping.items()}
+                per_object[col] = mapping
+        band_meta = {}
+        mbands = meta.get("bands")
+        if mbands is not None and "band" in getattr(mbands, "colnames", ()):
+            for row in mbands:
+                rec = {}
+                for var in _BAND_VARS:
+                    if var not in mbands.colnames:
+                        continue
+                    val = row[var]
+                    if var == "zero_point":
+                        val = val.to_value(u.Jy) if isinstance(val, u.Quantity) else val
+                    elif var == "wavelength":
+                        val = val.to_value(u.AA) if isinstance(val, u.Quantity) else val
+                    elif var not in ("zero_point", "wavelength"):
+                        val = str(val)
+                    rec[var] = float(val) if var in ("zero_point", "wavelength") else val
+                band_meta[str(row["band"])] = rec
+        if events is None and meta.get("events") is not None and len(meta["events"]):
+            events = meta["events"]
+        bands = np.asarray(t["band"]).astype(str)
+        uniq_bands = np.unique(bands)
+        instr_band = {b: _is_instrumental(band_meta.get(b, {}).get(
+            "flux_unit", _band_record_cached(b)["flux_unit"])) for b in uniq_bands}
+        is_instr = np.array([instr_band[b] for b in bands], bool) if len(bands) else \
+            np.zeros(0, bool)
+        has_instr_cols = "flux_instrumental" in t.colnames
+        pieces = []
+        kinds = [(~is_instr, "flux", "flux_err")]
+        kinds.append((is_instr, "flux_instrumental", "flux_instrumental_err")
+                     if has_instr_cols else (is_instr, "flux", "flux_err"))
+        for rows, fcol, ecol in kinds:
+            if not rows.any():
+                continue
+            idx = np.flatnonzero(rows)
+            kw = {c: t[c][idx] for c in _OPTIONAL_OBS if c in t.colnames}
+            pieces.append(cls.from_arrays(
+                ids[idx], bands[idx], t["time"][idx], t[fcol][idx], t[ecol][idx],
+                band_meta={b: m for b, m in band_meta.items()},
+                **per_object, **kw))
+        if events is not None:
+            ev = QTable(events)
+            pieces.append(cls.from_events(ev, **per_object))
+        if mobj is not None and len(mobj):
+            pieces.append(cls.from_objects(np.asarray(mobj["objectid"]), **per_object))
+        if not pieces:
+            pieces.append(cls.from_arrays(ids, bands, t["time"], t["flux"],
+                                          t["flux_err"], **per_object))
+        out = cls.concat(pieces, duplicates="keep")
+        if meta.get("multilc_meta"):
+            out.meta = meta["multilc_meta"]
+        if meta.get("multilc_report"):
+            out.report = meta["multilc_report"]
+        return out
 
     @classmethod
     def from_pandas(cls, df, *, flux_unit=None, time_system="mjd_tdb_bary",
-                    band_map=None, events_bands=None):
+                    band_map=None, events_bands=None, name=None):
         """Build from a pandas DataFrame.
 
         Two layouts are accepted:
@@ -427,6 +750,9 @@ class MultiBandLightCurve:
             Legacy band name -> event archive; rows of these bands become
             events, not fluxes (defaults cover ``IceCube``, ``FERMIGTRIG``,
             ``SAXGRBMGRB``).
+        name : mapping of objectid to str, optional
+            Target names; by default taken from a ``name`` column or index
+            level when there is one (``to_pandas(names="index")``).
         """
         from multilc import timescales
 
@@ -459,6 +785,10 @@ class MultiBandLightCurve:
         if "label" in flat.columns:
             for oid, lab in zip(flat["objectid"].to_numpy(), flat["label"].to_numpy()):
                 labels.setdefault(int(oid), str(lab))
+        names = dict(name) if isinstance(name, Mapping) else {}
+        if "name" in flat.columns and not isinstance(name, Mapping):
+            for oid, nm in zip(flat["objectid"].to_numpy(), flat["name"].to_numpy()):
+                names.setdefault(int(oid), "" if pd.isna(nm) else str(nm))
         ra_map = dec_map = None
         if "ra" in flat.columns and "dec" in flat.columns:
             ra_map, dec_map = {}, {}
@@ -498,7 +828,7 @@ class MultiBandLightCurve:
                     ph["objectid"].to_numpy()[mask], bands[mask],
                     Time(mjd[mask], format="mjd", scale="tdb"),
                     fv[mask] * unit, fe[mask] * unit, label=labels,
-                    ra=ra_map, dec=dec_map, **kw))
+                    ra=ra_map, dec=dec_map, name=names, **kw))
         if is_event.any():
             evrows = flat[is_event]
             etime = evrows["time"].to_numpy(dtype="float64")
@@ -514,28 +844,42 @@ class MultiBandLightCurve:
             pieces.append(cls.from_events(make_events(
                 evrows["objectid"].to_numpy(), ev_archive,
                 Time(etime, format="mjd", scale="tdb"), energy=energy * ENERGY_UNIT),
-                label=labels, ra=ra_map, dec=dec_map))
+                label=labels, ra=ra_map, dec=dec_map, name=names))
         if not pieces:
             return cls.empty()
         return cls.concat(pieces)
 
     # ------------------------------------------------------------------ combining
     @classmethod
-    def concat(cls, pieces):
+    def concat(cls, pieces, *, duplicates="warn"):
         """Concatenate light curves in time linear in the total size.
 
         Objects with the same ``objectid`` are the same target: their
-        metadata must agree (labels are merged).  Bands with the same name
-        must have the same metadata.
+        positions must agree (within 1 arcsec), labels are merged and the
+        first non-empty name is kept.  Bands with the same name must have the
+        same metadata.  ``lc1 + lc2`` is ``concat([lc1, lc2])``.
 
         Parameters
         ----------
         pieces : iterable of `MultiBandLightCurve`
+        duplicates : {"warn", "drop", "keep", "raise"}
+            What to do with a measurement present more than once (same
+            object, band, time and flux, and for events the same object,
+            archive, time and event id), as when the same data are collected
+            twice: ``"warn"`` (default) keeps every row and emits a
+            `DuplicateDataWarning` with the count; ``"drop"`` keeps the first
+            occurrence only; ``"keep"`` keeps all silently; ``"raise"``
+            raises `LightCurveError`.
 
         Returns
         -------
         `MultiBandLightCurve`
+            ``meta`` is the union of the pieces' meta (the first piece wins
+            for a key set differently); the collection reports are merged.
         """
+        if duplicates not in ("warn", "drop", "keep", "raise"):
+            raise InputError(f"duplicates must be 'warn', 'drop', 'keep' or 'raise', "
+                             f"got {duplicates!r}")
         pieces = [p for p in pieces]
         for i, p in enumerate(pieces):
             if not isinstance(p, MultiBandLightCurve):
@@ -545,34 +889,208 @@ class MultiBandLightCurve:
             return cls.empty()
         if len(pieces) == 1:
             return pieces[0]
-        return cls(_concat_datasets([p.ds for p in pieces]))
+        normalized = {p._attrs.get(_NORMALIZED_ATTR) for p in pieces}
+        if len(normalized) > 1:
+            raise LightCurveError("cannot concatenate normalized and not normalized "
+                                  "light curves (their fluxes have different units)")
+        cols = _concat_columns([p._columns() for p in pieces])
+        attrs = {}
+        norm = normalized.pop()
+        if norm:
+            attrs[_NORMALIZED_ATTR] = norm
+        out = cls._from_columns(cols, attrs)
+        merged_meta = {}
+        for p in pieces:
+            if p._meta is not None or p._attrs.get(_META_ATTR):
+                for k, v in p.meta.items():
+                    merged_meta.setdefault(k, v)
+        if merged_meta:
+            out.meta = merged_meta
+        reports = [p for p in pieces if p._attrs.get(_REPORT_ATTR)]
+        if len(reports) == 1 or (reports and all(
+                r._attrs[_REPORT_ATTR] == reports[0]._attrs[_REPORT_ATTR] for r in reports)):
+            out._attrs[_REPORT_ATTR] = reports[0]._attrs[_REPORT_ATTR]
+            out._report_obj = reports[0]._report_obj
+        elif reports:
+            out._attrs[_REPORT_ATTR] = json.dumps(_merge_reports(
+                [json.loads(r._attrs[_REPORT_ATTR]) for r in reports]), default=str)
+        if duplicates != "keep":
+            out = out._handle_duplicates(duplicates)
+        return out
+
+    def _handle_duplicates(self, mode):
+        """Find repeated measurements/events; warn, drop or raise (see `concat`)."""
+        cols = self._columns()
+        dup_obs = _duplicate_rows(
+            [cols["obs_object"], cols["obs_band"], cols["time"], cols["flux"]]
+            + ([cols["flux_instrumental"]] if "flux_instrumental" in cols else []))
+        # events are sorted by (object, time) only
+        dup_ev = _duplicate_rows([cols["event_object"], cols["event_archive"],
+                                  cols["event_time"], cols["event_id"]], lead=(0, 2))
+        n_obs, n_ev = int(dup_obs.sum()), int(dup_ev.sum())
+        if not n_obs and not n_ev:
+            return self
+        what = f"{n_obs} measurements and {n_ev} events" if n_ev else \
+            f"{n_obs} measurements"
+        if mode == "raise":
+            raise LightCurveError(f"concat: {what} appear more than once (same object, "
+                                  "band, time and flux); pass duplicates='drop' to keep "
+                                  "one of each")
+        if mode == "warn":
+            warnings.warn(f"concat: {what} appear more than once (same object, band, "
+                          "time and flux) and were kept; pass duplicates='drop' to keep "
+                          "one of each, or duplicates='keep' to silence this",
+                          DuplicateDataWarning, stacklevel=3)
+            return self
+        keep_obs, keep_ev = ~dup_obs, ~dup_ev
+        new = {}
+        for k, v in cols.items():
+            dim = _dim_of(k)
+            new[k] = v[keep_obs] if dim == "obs" else v[keep_ev] if dim == "event" else v
+        return self._derive(cols=new)
 
     def __add__(self, other):
+        if not isinstance(other, MultiBandLightCurve):
+            return NotImplemented
         return type(self).concat([self, other])
 
     # ------------------------------------------------------------------ access
     @property
     def ds(self):
-        """The underlying `xarray.Dataset` (not a copy)."""
-        return self._ds
+        """The underlying `xarray.Dataset` (not a copy).
+
+        ``ds.attrs["multilc_meta"]`` and ``ds.attrs["multilc_report"]`` hold
+        `meta` and `report` as JSON.
+        """
+        ds = self._ds
+        self._sync_attrs()
+        return ds
 
     def __len__(self):
+        if self._cols is not None:
+            return len(self._cols["time"])
         return self._ds.sizes["obs"]
 
     @property
     def n_events(self):
         """Number of events."""
+        if self._cols is not None:
+            return len(self._cols["event_time"])
         return self._ds.sizes["event"]
 
     @property
     def objectids(self):
         """Object identifiers (int64 array, sorted)."""
+        if self._cols is not None:
+            return self._cols["objectid"]
         return self._ds["objectid"].values
 
     @property
     def labels(self):
         """Mapping objectid -> label."""
         return dict(zip(self.objectids.tolist(), self._ds["label"].values.tolist()))
+
+    @property
+    def names(self):
+        """Mapping objectid -> target name (``""`` where unknown)."""
+        return dict(zip(self.objectids.tolist(),
+                        [str(x) for x in self._ds["name"].values.tolist()]))
+
+    def with_names(self, names):
+        """A copy with target names set (others unchanged).
+
+        Parameters
+        ----------
+        names : mapping of objectid to str
+            For example ``dict(zip(sample["objectid"], sample["name"]))``.
+            Ids not in this light curve are ignored (a sample may hold
+            targets without data); an empty or missing name leaves the
+            stored one.
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        if not isinstance(names, Mapping):
+            raise InputError(f"names must be a mapping objectid -> name, got "
+                             f"{type(names).__name__}")
+        cols = dict(self._columns())
+        current = np.asarray(cols["name"], dtype=object).copy()
+        pos = {int(oid): i for i, oid in enumerate(cols["objectid"].tolist())}
+        for oid, nm in names.items():
+            i = pos.get(int(oid))
+            if i is not None and nm is not None and str(nm) and not (
+                    isinstance(nm, float) and np.isnan(nm)):
+                current[i] = str(nm)
+        cols["name"] = current
+        if self._dsv is not None:
+            ds = self._dsv.copy()
+            ds["name"] = ("object", current)
+            return self._derive(ds=ds)
+        return self._derive(cols=cols)
+
+    @property
+    def coords(self):
+        """Target positions as one `~astropy.coordinates.SkyCoord` (ICRS).
+
+        One entry per object, in the order of `objectids`; NaN where the
+        position is unknown.  ``lc.coords[i]`` belongs to ``lc.objectids[i]``.
+        """
+        from astropy.coordinates import SkyCoord
+
+        return SkyCoord(self._ds["ra"].values * u.deg, self._ds["dec"].values * u.deg,
+                        frame="icrs")
+
+    def _object_code(self, key):
+        """Position along ``object`` of an objectid, a name or a unique label."""
+        ids = self.objectids
+        if isinstance(key, (bool, np.bool_)):
+            raise InputError(f"cannot index a light curve with {key!r}")
+        if isinstance(key, (int, np.integer)):
+            pos = int(np.searchsorted(ids, key))
+            if pos < len(ids) and ids[pos] == key:
+                return pos
+            raise ObjectNotFoundError(
+                f"object {key} is not in this light curve (objectids: "
+                f"{_preview(ids.tolist())})")
+        if isinstance(key, str):
+            names = np.asarray(self._ds["name"].values, dtype=object)
+            hit = np.flatnonzero(names == key)
+            if len(hit) == 1:
+                return int(hit[0])
+            if len(hit) > 1:
+                raise SelectionError(f"name {key!r} is shared by objects "
+                                     f"{ids[hit].tolist()}; index by objectid")
+            labels = self._ds["label"].values
+            hit = np.flatnonzero([key in str(lab).split("; ") for lab in labels])
+            if len(hit) == 1:
+                return int(hit[0])
+            if len(hit) > 1:
+                raise SelectionError(
+                    f"label {key!r} belongs to {len(hit)} objects; use "
+                    f"lc.select(label={key!r}) for all of them, or index by objectid")
+            hint = (f"; {key!r} is a band: use lc.select(band={key!r})"
+                    if key in self.bands else "")
+            known = [n for n in names.tolist() if n]
+            raise ObjectNotFoundError(
+                f"no object named or labelled {key!r} in this light curve (names: "
+                f"{_preview(known) if known else 'none set'}){hint}")
+        raise InputError(f"index a light curve by objectid (int) or name (str), got "
+                         f"{type(key).__name__}")
+
+    def __getitem__(self, key):
+        """The light curve of one object: ``lc[4]``, ``lc["Mrk 590"]``.
+
+        A string is matched against names first, then against labels (when
+        exactly one object carries the label).  A list selects several
+        objects.  Unknown keys raise `ObjectNotFoundError` (a `KeyError`).
+        """
+        if isinstance(key, (list, tuple, np.ndarray)):
+            codes = sorted({self._object_code(k.item() if isinstance(k, np.generic)
+                                              else k) for k in key})
+        else:
+            codes = [self._object_code(key)]
+        return self.select(objectid=self.objectids[codes])
 
     @property
     def bands(self):
@@ -603,7 +1121,14 @@ class MultiBandLightCurve:
         return names[self._ds["obs_band"].values] if len(names) else \
             np.array([], dtype=object)
 
+    @property
+    def normalized(self):
+        """True when fluxes were divided by their median (see `normalize`)."""
+        return bool(self._attrs.get(_NORMALIZED_ATTR))
+
     def _instrumental_bands(self):
+        if self.normalized:
+            return []
         units = self._ds["flux_unit"].values
         return [b for b, unit in zip(self.bands, units) if _is_instrumental(unit)]
 
@@ -642,6 +1167,13 @@ class MultiBandLightCurve:
             If the requested unit is a flux density and uncalibrated bands
             (TESS/Kepler/K2 e-/s) are present, or the reverse.
         """
+        if self.normalized:
+            unit = u.dimensionless_unscaled if unit is None else u.Unit(unit)
+            if not unit.is_equivalent(u.dimensionless_unscaled):
+                raise u.UnitsError(f"this light curve is normalized (fluxes divided by "
+                                   f"their median): its fluxes are dimensionless, not {unit}")
+            return ((self._ds["flux"].values * u.dimensionless_unscaled).to(unit),
+                    (self._ds["flux_err"].values * u.dimensionless_unscaled).to(unit))
         instr = self._instrumental_bands()
         if unit is None:
             unit = INSTRUMENTAL_UNIT if instr and len(instr) == len(self.bands) \
@@ -681,21 +1213,28 @@ class MultiBandLightCurve:
         mag, mag_err : `~astropy.units.Quantity` [mag]
         """
         flux, err = self.get_flux(u.mJy)
-        f = flux.to_value(u.Jy)
+        # One AB zero point for the whole package: astropy's u.ABmag
+        # definition (Oke & Gunn 1983), the same constant photometry.flux_to_mag
+        # and the storage conversions use.
+        zp = photometry.AB_ZERO_POINT.to_value(u.mJy)
+        f = flux.to_value(u.mJy)
+        positive = f > 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            # m_AB = -2.5 log10(F / 3631 Jy) (Oke & Gunn 1983)
-            mag = np.where(f > 0, -2.5 * np.log10(f / 3631.0), np.nan)
-            mag_err = np.where(f > 0, 2.5 / np.log(10) * err.to_value(u.Jy) / f, np.nan)
+            mag = np.where(positive, -2.5 * np.log10(np.where(positive, f, 1.0) / zp),
+                           np.nan)
+            mag_err = np.where(positive, 2.5 / np.log(10) * err.to_value(u.mJy) / f, np.nan)
         return mag * u.mag, mag_err * u.mag
 
     def __getattr__(self, name):
         # Optional per-measurement variables as Quantities / arrays.
         if name in _OPTIONAL_OBS:
-            ds = self.__dict__.get("_ds")
-            if ds is None or name not in ds:
+            if "_cols" not in self.__dict__:
+                raise AttributeError(name)
+            cols = self._columns()
+            if name not in cols:
                 raise AttributeError(f"this light curve has no '{name}' values")
             unit = _OPTIONAL_OBS[name][2]
-            vals = ds[name].values
+            vals = cols[name]
             return vals * u.Unit(unit) if unit else vals
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -718,9 +1257,14 @@ class MultiBandLightCurve:
 
     @property
     def objects(self):
-        """Per-object metadata as a `~astropy.table.QTable`."""
+        """Per-object metadata as a `~astropy.table.QTable`.
+
+        Columns ``objectid``, ``name``, ``label``, ``ra``, ``dec`` [deg],
+        ``n_obs`` and ``n_events``; objects without data have zero counts.
+        """
         t = QTable()
         t["objectid"] = self.objectids
+        t["name"] = self._ds["name"].values.astype(str)
         t["label"] = self._ds["label"].values.astype(str)
         t["ra"] = self._ds["ra"].values * u.deg
         t["dec"] = self._ds["dec"].values * u.deg
@@ -745,30 +1289,56 @@ class MultiBandLightCurve:
 
     # ------------------------------------------------------------------ selection
     def select(self, *, objectid=None, band=None, archive=None, time_range=None,
-               calibrated=None, label=None):
+               calibrated=None, label=None, name=None):
         """A new light curve holding a subset of the measurements and events.
 
         Parameters
         ----------
         objectid : int or sequence of int, optional
+            Unknown ids raise `ObjectNotFoundError`.
         band : str or sequence of str, optional
-            Band names (``"ztf:g"``).
+            Band names (``"ztf:g"``).  A name no archive has raises
+            `SelectionError`; a known band absent here warns (empty result).
         archive : str or sequence of str, optional
             Archive names (``"ztf"``, ``"icecube"``); applies to events too.
         time_range : `~astropy.time.Time` of length 2, optional
-            Inclusive interval.
+            Inclusive interval; a reversed one raises `SelectionError`.
         calibrated : bool, optional
             True keeps only bands in mJy, False only uncalibrated bands.
         label : str, optional
             Objects whose label contains this string.
+        name : str or sequence of str, optional
+            Objects with these names; unknown names raise
+            `ObjectNotFoundError`.
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+            Objects left without measurements or events are dropped, except
+            those asked for by *objectid* or *name*.
         """
         ds = self._ds
         keep_obs = np.ones(len(self), bool)
         keep_ev = np.ones(self.n_events, bool)
         obj_keep = np.ones(ds.sizes["object"], bool)
         if objectid is not None:
-            wanted = np.atleast_1d(np.asarray(objectid, dtype="int64"))
+            try:
+                wanted = np.atleast_1d(np.asarray(objectid, dtype="int64"))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"objectid must be integers, got {objectid!r}") from exc
+            unknown = np.setdiff1d(wanted, self.objectids)
+            if len(unknown):
+                raise ObjectNotFoundError(
+                    f"objects {_preview(unknown.tolist())} are not in this light curve "
+                    f"(objectids: {_preview(self.objectids.tolist())})")
             obj_keep &= np.isin(self.objectids, wanted)
+        if name is not None:
+            wanted = [name] if isinstance(name, str) else list(name)
+            have = ds["name"].values.astype(object)
+            unknown = sorted(set(wanted) - set(have.tolist()))
+            if unknown:
+                raise ObjectNotFoundError(f"no objects named {unknown} in this light curve")
+            obj_keep &= np.isin(have, wanted)
         if label is not None:
             obj_keep &= np.array([label in str(lab) for lab in ds["label"].values], bool)
         keep_obs &= obj_keep[ds["obs_object"].values]
@@ -776,6 +1346,12 @@ class MultiBandLightCurve:
         band_keep = np.ones(ds.sizes["band"], bool)
         if band is not None:
             wanted = [band] if isinstance(band, str) else list(band)
+            for b in wanted:
+                try:
+                    photometry.get_band(b)
+                except (KeyError, ValueError, LookupError) as exc:
+                    if b not in self.bands:
+                        raise SelectionError(f"select: {exc}") from exc
             unknown = set(wanted) - set(self.bands)
             if unknown and not set(wanted) & set(self.bands):
                 warnings.warn(f"select: bands {sorted(unknown)} are not in this light "
@@ -793,12 +1369,22 @@ class MultiBandLightCurve:
                 keep_ev &= False
         keep_obs &= band_keep[ds["obs_band"].values] if len(band_keep) else keep_obs
         if time_range is not None:
-            lo, hi = _time_values(time_range)
+            tr = _time_values(time_range)
+            if len(tr) != 2:
+                raise SelectionError(f"time_range must hold two times (start, end), got "
+                                     f"{len(tr)}")
+            lo, hi = tr
+            if lo > hi:
+                raise SelectionError(
+                    f"time_range is reversed: start MJD {lo:.5f} is after end MJD "
+                    f"{hi:.5f}")
             t = ds["time"].values
             keep_obs &= (t >= lo) & (t <= hi)
             et = ds["event_time"].values
             keep_ev &= (et >= lo) & (et <= hi)
-        return type(self)(_subset(ds, keep_obs, keep_ev, obj_keep, band_keep))
+        # objects asked for by id or name stay, with or without data left
+        force = obj_keep if (objectid is not None or name is not None) else None
+        return self._derive(ds=_subset(ds, keep_obs, keep_ev, obj_keep, band_keep, force))
 
     def __iter__(self) -> Iterator[tuple[int, MultiBandLightCurve]]:
         """Iterate over ``(objectid, light curve of that object)``."""
@@ -813,11 +1399,219 @@ class MultiBandLightCurve:
             obj_keep[code] = True
             bands_here = np.zeros(ds.sizes["band"], bool)
             bands_here[np.unique(ds["obs_band"].values[keep_obs])] = True
-            yield int(oid), type(self)(_subset(ds, keep_obs, ev_obj == code, obj_keep,
-                                               bands_here))
+            yield int(oid), self._derive(ds=_subset(ds, keep_obs, ev_obj == code,
+                                                    obj_keep, bands_here, obj_keep))
+
+    # ------------------------------------------------------------------ operations
+    def _row_values(self):
+        """Per-row flux and error in each band's storage unit, and the group bounds.
+
+        Returns ``(values, errors, instrumental_rows, upper_limit, starts)``;
+        rows of one (object, band) are ``starts[i]:starts[i + 1]``.
+        """
+        ds = self._ds
+        vals = ds["flux"].values.copy()
+        errs = ds["flux_err"].values.copy()
+        instr = np.zeros(len(vals), bool)
+        if "flux_instrumental" in ds and not self.normalized:
+            instr_band = np.array([_is_instrumental(x) for x in ds["flux_unit"].values],
+                                  bool)
+            instr = instr_band[ds["obs_band"].values]
+            vals[instr] = ds["flux_instrumental"].values[instr]
+            errs[instr] = ds["flux_instrumental_err"].values[instr]
+        ul = ds["upper_limit"].values.astype(bool) if "upper_limit" in ds else \
+            np.zeros(len(vals), bool)
+        key = ds["obs_object"].values.astype("int64") * 65536 + \
+            ds["obs_band"].values.astype("int64")
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [len(key)])) \
+            if len(key) else np.zeros(1, "int64")
+        return vals, errs, instr, ul, starts
+
+    def _with_obs(self, data, attrs=None):
+        """A copy whose obs columns are *data* (already sorted); other dims kept."""
+        cols = {k: v for k, v in self._columns().items() if _dim_of(k) != "obs"}
+        cols.update(data)
+        attrs = dict(self._attrs if attrs is None else attrs)
+        return self._derive(cols=cols, attrs=attrs)
+
+    def remove_outliers(self, sigma=5.0, *, sigma_lower=None, sigma_upper=None, maxiters=5,
+                        return_counts=False):
+        """Remove outliers by sigma clipping, per object and band.
+
+        Uses `astropy.stats.sigma_clip` (centre: median, spread: standard
+        deviation, iterated up to *maxiters* times) on the flux of each
+        (object, band), in its storage unit.  Upper limits are neither used
+        for the statistics nor removed; NaN fluxes are left alone; events are
+        untouched; objects and bands stay even if all their points go.  The
+        same test is available per array as `clip_mask` (the plotting module
+        uses it).
+
+        Parameters
+        ----------
+        sigma : float
+            Clipping threshold in standard deviations.
+        sigma_lower, sigma_upper : float, optional
+            Separate thresholds below and above the median (default
+            *sigma*; lightkurve users may want ``sigma_lower=float("inf")``
+            to keep dips).
+        maxiters : int or None
+            Iterations of sigma clipping (None: until convergence).
+        return_counts : bool
+            Also return ``{(objectid, band): number removed}``.
+
+        Returns
+        -------
+        `MultiBandLightCurve`, or (light curve, dict) with *return_counts*
+        """
+        vals, _, _, ul, starts = self._row_values()
+        clipped = np.zeros(len(vals), bool)
+        counts = {}
+        ds = self._ds
+        ids, bands = self.objectids, self.bands
+        oo, ob = ds["obs_object"].values, ds["obs_band"].values
+        for a, b in zip(starts[:-1], starts[1:]):
+            if b <= a:
+                continue
+            clipped[a:b] = clip_mask(vals[a:b], sigma, sigma_lower=sigma_lower,
+                                     sigma_upper=sigma_upper, maxiters=maxiters,
+                                     ignore=ul[a:b])
+            key = (int(ids[oo[a]]), bands[ob[a]])
+            counts[key] = int(clipped[a:b].sum())
+        keep = np.flatnonzero(~clipped)
+        out = self._derive(ds=ds.isel(obs=keep)) if clipped.any() else self
+        return (out, counts) if return_counts else out
+
+    def normalize(self):
+        """Divide flux and error by the median flux of each object and band.
+
+        The median is taken over detections (not upper limits, finite
+        values).  Upper limits are divided by the same number and stay
+        flagged; events are untouched; the archive's own ``mag`` columns are
+        kept unchanged.  Fluxes become dimensionless, so calibrated and
+        uncalibrated (TESS/Kepler/K2) bands share the ``flux`` column and
+        `get_flux` returns a dimensionless Quantity; `to_abmag` no longer
+        applies.  An (object, band) whose median is not positive gets NaN
+        fluxes and a warning.
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        vals, errs, _, ul, starts = self._row_values()
+        scale = np.full(len(vals), np.nan)
+        bad = []
+        ds = self._ds
+        for a, b in zip(starts[:-1], starts[1:]):
+            if b <= a:
+                continue
+            det = vals[a:b][~ul[a:b] & np.isfinite(vals[a:b])]
+            med = np.median(det) if len(det) else np.nan
+            if not med > 0:
+                bad.append((int(self.objectids[ds["obs_object"].values[a]]),
+                            self.bands[ds["obs_band"].values[a]]))
+            else:
+                scale[a:b] = med
+        if bad:
+            warnings.warn(f"normalize: no positive median flux for {_preview(bad)}; "
+                          "their fluxes are NaN", stacklevel=2)
+        data = {k: v for k, v in self._columns().items() if _dim_of(k) == "obs"
+                and not k.startswith("flux_instrumental")}
+        data["flux"] = vals / scale
+        data["flux_err"] = errs / scale
+        attrs = dict(self._attrs)
+        attrs[_NORMALIZED_ATTR] = "median"
+        return self._with_obs(data, attrs)
+
+    def bin(self, width, *, time_bin_start=None):
+        """Average measurements in time bins, per object and band.
+
+        Each bin's flux is the inverse-variance weighted mean
+        ``sum(w f) / sum(w)`` with ``w = 1 / flux_err**2``, its error
+        ``1 / sqrt(sum(w))``, its time the bin centre, and ``n_binned`` the
+        number of measurements averaged.  Measurements without a positive
+        finite error, and upper limits, do not enter the means.  A bin
+        holding only upper limits gives one upper limit: the smallest
+        (most constraining) one, flagged ``upper_limit``.  Per-measurement
+        columns that do not average (``mag``, ``flag``, ``source_id``,
+        ``separation``) are dropped; compute magnitudes of the bins with
+        `to_abmag`.  Events are untouched.
+
+        Parameters
+        ----------
+        width : `~astropy.units.Quantity`
+            Bin width (a time, e.g. ``1 * u.day``).
+        time_bin_start : `~astropy.time.Time`, optional
+            Start of the first bin for every group; by default each (object,
+            band) starts at its first measurement.
+
+        Returns
+        -------
+        `MultiBandLightCurve`
+        """
+        if not isinstance(width, u.Quantity) or not width.unit.is_equivalent(u.day):
+            raise InputError(f"bin width must be a time Quantity (e.g. 1 * u.day), got "
+                             f"{width!r}")
+        w_days = float(width.to_value(u.day))
+        if not np.isfinite(w_days) or w_days <= 0:
+            raise InputError(f"bin width must be positive and finite, got {width}")
+        vals, errs, instr, ul, starts = self._row_values()
+        ds = self._ds
+        t = ds["time"].values
+        n = len(t)
+        if not n:
+            return self
+        group = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        if time_bin_start is not None:
+            origin = np.full(len(starts) - 1, _time_values(time_bin_start)[0])
+        else:
+            origin = t[starts[:-1]]
+        bin_idx = np.floor((t - origin[group]) / w_days).astype("int64")
+        new_seg = np.ones(n, bool)
+        new_seg[1:] = (group[1:] != group[:-1]) | (bin_idx[1:] != bin_idx[:-1])
+        seg = np.cumsum(new_seg) - 1
+        seg_starts = np.flatnonzero(new_seg)
+        n_seg = len(seg_starts)
+        valid = ~ul & np.isfinite(vals) & np.isfinite(errs) & (errs > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(valid, 1.0 / np.where(valid, errs, 1.0) ** 2, 0.0)
+        sw = np.bincount(seg, w, minlength=n_seg)
+        swf = np.bincount(seg, w * np.where(valid, vals, 0.0), minlength=n_seg)
+        # rows binned before count for the measurements they hold
+        held = ds["n_binned"].values if "n_binned" in ds else np.ones(n, "int64")
+        n_valid = np.bincount(seg, valid * held, minlength=n_seg).astype("int64")
+        n_ul = np.bincount(seg, (ul & np.isfinite(vals)) * held,
+                           minlength=n_seg).astype("int64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flux = swf / sw
+            err = 1.0 / np.sqrt(sw)
+        # bins of upper limits only: keep the most constraining limit
+        ul_only = (n_valid == 0) & (n_ul > 0)
+        if ul_only.any():
+            order = np.lexsort((np.where(ul & np.isfinite(vals), vals, np.inf), seg))
+            chosen = order[seg_starts]
+            flux = np.where(ul_only, vals[chosen], flux)
+            err = np.where(ul_only, errs[chosen], err)
+        keep = (n_valid > 0) | ul_only
+        counts = np.where(n_valid > 0, n_valid, n_ul)
+        first = seg_starts
+        seg_instr = instr[first]
+        data = {
+            "time": (origin[group[first]] + (bin_idx[first] + 0.5) * w_days)[keep],
+            "obs_object": ds["obs_object"].values[first][keep],
+            "obs_band": ds["obs_band"].values[first][keep],
+            "flux": np.where(seg_instr, np.nan, flux)[keep],
+            "flux_err": np.where(seg_instr, np.nan, err)[keep],
+        }
+        if "flux_instrumental" in ds and not self.normalized:
+            data["flux_instrumental"] = np.where(seg_instr, flux, np.nan)[keep]
+            data["flux_instrumental_err"] = np.where(seg_instr, err, np.nan)[keep]
+        if "upper_limit" in ds:
+            data["upper_limit"] = ul_only[keep]
+        data["n_binned"] = counts[keep]
+        return self._with_obs(data)
 
     # ------------------------------------------------------------------ exports
-    def to_pandas(self, *, layout="multiindex", columns=None, events=False):
+    def to_pandas(self, *, layout="multiindex", columns=None, events=False, names=None):
         """Export to pandas.
 
         Parameters
@@ -833,6 +1627,10 @@ class MultiBandLightCurve:
         events : bool
             If True return the events as a (second) DataFrame:
             ``(photometry, events)``.
+        names : {None, "column", "index"}
+            Add the target names: as a ``name`` column, or (multiindex
+            layout) as an index level after ``objectid`` giving ``[objectid,
+            name, label, band, time]``.  The default leaves the legacy layout.
 
         Returns
         -------
@@ -844,7 +1642,9 @@ class MultiBandLightCurve:
         """
         ds = self._ds
         if layout not in ("multiindex", "long"):
-            raise ValueError(f"layout must be 'multiindex' or 'long', got {layout!r}")
+            raise InputError(f"layout must be 'multiindex' or 'long', got {layout!r}")
+        if names not in (None, "column", "index"):
+            raise InputError(f"names must be None, 'column' or 'index', got {names!r}")
         obs_obj = ds["obs_object"].values
         band_cat = pd.Categorical.from_codes(ds["obs_band"].values.astype("int32"),
                                              categories=self.bands) if len(self.bands) \
@@ -852,14 +1652,19 @@ class MultiBandLightCurve:
         labels = ds["label"].values.astype(object)
         err_name = "err" if layout == "multiindex" else "flux_err"
         data = {
-            "objectid": self.objectids[obs_obj] if len(obs_obj) else np.zeros(0, "int64"),
+            "objectid": self.objectids[obs_obj] if len(obs_obj) else np.zeros(0, "int64")}
+        if names:
+            obj_names = ds["name"].values.astype(object)
+            data["name"] = obj_names[obs_obj] if len(obs_obj) else np.zeros(0, object)
+        data.update({
             "label": labels[obs_obj] if len(obs_obj) else np.zeros(0, object),
             "band": band_cat,
             "time": ds["time"].values,
             "flux": ds["flux"].values,
             err_name: ds["flux_err"].values,
-        }
-        units = {"time": "d", "flux": "mJy", err_name: "mJy"}
+        })
+        funit = ds["flux"].attrs.get("units", "mJy")
+        units = {"time": "d", "flux": funit, err_name: funit}
         if "flux_instrumental" in ds:
             ierr = "err_instrumental" if layout == "multiindex" else "flux_instrumental_err"
             data["flux_instrumental"] = ds["flux_instrumental"].values
@@ -876,7 +1681,8 @@ class MultiBandLightCurve:
                 units[c] = _OPTIONAL_OBS[c][2]
         df = pd.DataFrame(data, copy=False)
         if layout == "multiindex":
-            df = df.set_index(["objectid", "label", "band", "time"])
+            df = df.set_index(["objectid", "name", "label", "band", "time"]
+                              if names == "index" else ["objectid", "label", "band", "time"])
         df.attrs.update(_frame_attrs(units))
         if events:
             return df, self._events_frame()
@@ -899,16 +1705,24 @@ class MultiBandLightCurve:
         """Export measurements to an astropy `~astropy.table.QTable`.
 
         One row per measurement, a `~astropy.time.Time` column ``time`` and
-        Quantity columns.  Object, band and event tables go to ``meta``.
+        Quantity columns.  ``meta`` holds what rows cannot: ``objects``
+        (`objects`, including objects without data), ``bands``
+        (`band_info`), ``events`` (`events`), ``multilc_meta`` (`meta`) and
+        ``multilc_report`` (the report as a dict).  `from_table` inverts it
+        exactly.
         """
         t = QTable()
+        obs_obj = self._ds["obs_object"].values
         t["objectid"] = self.objectid
-        t["label"] = self._ds["label"].values.astype(str)[self._ds["obs_object"].values] \
-            if len(self) else np.zeros(0, str)
+        t["name"] = self._ds["name"].values.astype(str)[obs_obj] if len(self) else \
+            np.zeros(0, str)
+        t["label"] = self._ds["label"].values.astype(str)[obs_obj] if len(self) else \
+            np.zeros(0, str)
         t["band"] = self.band.astype(str)
         t["time"] = self.time
-        t["flux"] = self._ds["flux"].values * CALIBRATED_UNIT
-        t["flux_err"] = self._ds["flux_err"].values * CALIBRATED_UNIT
+        funit = CALIBRATED_UNIT if not self.normalized else u.dimensionless_unscaled
+        t["flux"] = self._ds["flux"].values * funit
+        t["flux_err"] = self._ds["flux_err"].values * funit
         if "flux_instrumental" in self._ds:
             t["flux_instrumental"] = self._ds["flux_instrumental"].values * INSTRUMENTAL_UNIT
             t["flux_instrumental_err"] = (self._ds["flux_instrumental_err"].values
@@ -917,7 +1731,57 @@ class MultiBandLightCurve:
             if c in self._ds:
                 vals = self._ds[c].values
                 t[c] = vals * u.Unit(unit) if unit else vals
+        # Columns as plain lists, Quantities and Times (not tables): astropy
+        # writes those into ECSV/parquet headers, so t.write() keeps them;
+        # QTable(t.meta["objects"]) makes a table again.
+        t.meta["objects"] = _table_as_meta(self.objects)
+        t.meta["bands"] = _table_as_meta(self.band_info)
+        t.meta["events"] = _table_as_meta(self.events)
+        if self.meta:
+            t.meta["multilc_meta"] = json.loads(_meta_json(self.meta))
+        if self._attrs.get(_REPORT_ATTR):
+            t.meta["multilc_report"] = json.loads(self._attrs[_REPORT_ATTR])
         return t
+
+    # ------------------------------------------------------------------ bridges
+    def to_timeseries(self, objectid=None, band=None):
+        """astropy TimeSeries, one per object and band; see `multilc.bridges.to_timeseries`."""
+        from multilc import bridges
+
+        return bridges.to_timeseries(self, objectid, band)
+
+    @classmethod
+    def from_timeseries(cls, series, *, objectid=None, band=None, name=None):
+        """From astropy TimeSeries; see `multilc.bridges.from_timeseries`."""
+        from multilc import bridges
+
+        return bridges.from_timeseries(series, objectid=objectid, band=band, name=name)
+
+    def to_lightkurve(self, objectid=None, band=None):
+        """lightkurve LightCurve(Collection); see `multilc.bridges.to_lightkurve`."""
+        from multilc import bridges
+
+        return bridges.to_lightkurve(self, objectid, band)
+
+    @classmethod
+    def from_lightkurve(cls, obj, *, objectid=None, band=None, name=None):
+        """From lightkurve light curves; see `multilc.bridges.from_lightkurve`."""
+        from multilc import bridges
+
+        return bridges.from_lightkurve(obj, objectid=objectid, band=band, name=name)
+
+    def to_nested(self):
+        """nested-pandas NestedFrame, one row per object; see `multilc.bridges.to_nested`."""
+        from multilc import bridges
+
+        return bridges.to_nested(self)
+
+    @classmethod
+    def from_nested(cls, nf, **kwargs):
+        """From a nested-pandas NestedFrame; see `multilc.bridges.from_nested`."""
+        from multilc import bridges
+
+        return bridges.from_nested(nf, **kwargs)
 
     # ------------------------------------------------------------------ display
     def plot(self, objectid=None, **kwargs):
@@ -943,8 +1807,14 @@ class MultiBandLightCurve:
 
         return plot_all(self, path, **kwargs)
 
-    def summary(self):
-        """A short multi-line text summary (objects, bands, points, time span)."""
+    def summary(self, max_objects=20):
+        """A short multi-line text summary (bands, points, time span, objects).
+
+        Parameters
+        ----------
+        max_objects : int
+            Objects listed (id, name, points, events, label) at most.
+        """
         lines = [f"MultiBandLightCurve: {len(self.objectids)} objects, "
                  f"{len(self.bands)} bands, {len(self)} measurements, "
                  f"{self.n_events} events"]
@@ -960,23 +1830,106 @@ class MultiBandLightCurve:
             for arch in np.unique(np.asarray(ev["archive"])):
                 n = int((np.asarray(ev["archive"]) == arch).sum())
                 lines.append(f"  {arch:<22s} {n:>9d} events")
+        objs = self.objects
+        if len(objs):
+            lines.append("  objects:")
+            for row in objs[:max_objects]:
+                desc = row["name"] or "(no name)"
+                label = f"  [{row['label']}]" if row["label"] else ""
+                lines.append(f"    {row['objectid']:>8d}  {desc:<24s} {row['n_obs']:>8d} "
+                             f"points {row['n_events']:>5d} events{label}")
+            if len(objs) > max_objects:
+                lines.append(f"    ... {len(objs) - max_objects} more objects")
+        if self.normalized:
+            lines.append("  fluxes normalized by their median per object and band "
+                         "(dimensionless)")
         return "\n".join(lines)
 
     def __repr__(self):
-        return (f"<MultiBandLightCurve: {len(self.objectids)} objects, "
+        names = [n for n in self._ds["name"].values.tolist() if n]
+        shown = ""
+        if names:
+            shown = " (" + ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") + ")"
+        n_obj = len(self.objectids)
+        return (f"<MultiBandLightCurve: {n_obj} object{'s' if n_obj != 1 else ''}{shown}, "
                 f"{len(self.bands)} bands, {len(self)} measurements, "
                 f"{self.n_events} events>")
 
     def __eq__(self, other):
+        """Same data, units, object/band metadata, events and `meta`.
+
+        The collection report is not compared: it describes the run (times,
+        request counts), not the light curve.
+        """
         if not isinstance(other, MultiBandLightCurve):
             return NotImplemented
-        return self._ds.identical(other._ds)
+        a, b = self.ds, other.ds
+        if _REPORT_ATTR in a.attrs or _REPORT_ATTR in b.attrs:
+            a, b = a.copy(deep=False), b.copy(deep=False)
+            a.attrs = {k: v for k, v in a.attrs.items() if k != _REPORT_ATTR}
+            b.attrs = {k: v for k, v in b.attrs.items() if k != _REPORT_ATTR}
+        return a.identical(b)
 
     __hash__ = None
 
     def nbytes(self):
         """Memory held by the arrays, in bytes."""
         return int(self._ds.nbytes)
+
+
+def _row_groups(lc):
+    """(object code, band code, slice) of each (object, band) with measurements."""
+    ds = lc.ds
+    oo, ob = ds["obs_object"].values, ds["obs_band"].values
+    if not len(oo):
+        return []
+    key = oo.astype("int64") * 65536 + ob.astype("int64")
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [len(key)]))
+    return [(int(oo[a]), int(ob[a]), slice(int(a), int(b)))
+            for a, b in zip(starts[:-1], starts[1:])]
+
+
+def clip_mask(flux, sigma=5.0, *, sigma_lower=None, sigma_upper=None, maxiters=5,
+              ignore=None):
+    """True where sigma clipping rejects a value (one array).
+
+    The test `MultiBandLightCurve.remove_outliers` applies per object and
+    band: `astropy.stats.sigma_clip` with median centre and standard-deviation
+    spread.  Use it on the values of one band (the plotting module does).
+
+    Parameters
+    ----------
+    flux : array-like or `~astropy.units.Quantity`
+        Values of one object and band.
+    sigma : float
+        Threshold in standard deviations.
+    sigma_lower, sigma_upper : float, optional
+        Separate thresholds below and above the centre (default *sigma*).
+    maxiters : int or None
+        Iterations (None: until convergence).
+    ignore : array-like of bool, optional
+        Values neither used for the statistics nor flagged (upper limits).
+
+    Returns
+    -------
+    `numpy.ndarray` of bool
+        True for outliers.  NaN/inf values and ignored ones are False; with
+        fewer than 3 usable values nothing is flagged.
+    """
+    from astropy.stats import sigma_clip
+
+    vals = np.asarray(flux.value if isinstance(flux, u.Quantity) else flux, dtype=float)
+    use = np.isfinite(vals)
+    if ignore is not None:
+        use &= ~np.asarray(ignore, dtype=bool)
+    out = np.zeros(vals.shape, bool)
+    if use.sum() < 3:
+        return out
+    clipped = sigma_clip(vals[use], sigma=sigma, sigma_lower=sigma_lower,
+                         sigma_upper=sigma_upper, maxiters=maxiters, cenfunc="median",
+                         stdfunc="std", masked=True)
+    out[np.flatnonzero(use)] = np.ma.getmaskarray(clipped)
+    return out
 
 
 def _raise_unit(name, have, want):
@@ -1079,13 +2032,15 @@ def _events_from_table(events):
     return out
 
 
-def _object_table(obj_ids, objectid, obj_codes, label, ra, dec):
-    """Per-object label/ra/dec from scalars, mappings or per-measurement arrays."""
+def _object_table(obj_ids, objectid, obj_codes, label, ra, dec, name=None):
+    """Per-object label/name/ra/dec from scalars, mappings or per-measurement arrays."""
     n_obj = len(obj_ids)
 
     def per_object(name, value, unit=None, default=None):
         if value is None:
             return np.full(n_obj, default, dtype=object if unit is None else float)
+        if n_obj == 1 and isinstance(value, Mapping) and unit is None:
+            return np.array([value.get(int(obj_ids[0]), default)], dtype=object)
         if isinstance(value, Mapping):
             out = []
             for oid in obj_ids:
@@ -1113,12 +2068,178 @@ def _object_table(obj_ids, objectid, obj_codes, label, ra, dec):
                               f"({n_obj}) or per measurement ({len(objectid)})")
 
     labels = per_object("label", label, default="")
+    names = per_object("name", name, default="") if name is not None else \
+        np.full(n_obj, "", dtype=object)
     return {
         "objectid": np.asarray(obj_ids, dtype="int64"),
-        "label": np.array(["" if v is None else str(v) for v in labels], dtype=object),
+        "name": names if name is None else np.array([_text(v) for v in names],
+                                                     dtype=object),
+        "label": np.array([_text(v) for v in labels], dtype=object),
         "ra": per_object("ra", ra, unit=u.deg, default=np.nan).astype(float),
         "dec": per_object("dec", dec, unit=u.deg, default=np.nan).astype(float),
     }
+
+
+def _table_as_meta(table):
+    """A table as a dict of columns astropy can write into file headers."""
+    out = {}
+    for name in table.colnames:
+        col = table[name]
+        if isinstance(col, (u.Quantity, Time)):
+            out[name] = col
+        elif col.dtype.kind in "OUS":
+            out[name] = [str(x) for x in col]
+        else:
+            out[name] = np.asarray(col)
+    return out
+
+
+def _text(value):
+    """A per-object string: None, NaN and masked values become ""."""
+    if value is None or value is np.ma.masked or (isinstance(value, float)
+                                                  and np.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _per_measurement(value, n):
+    return value is not None and not isinstance(value, (Mapping, str)) and \
+        np.ndim(value) and len(value) == n and n > 1
+
+
+def _merge_object_tables(a, b):
+    """Union of two object dicts with disjoint ids, sorted by objectid."""
+    out = {k: np.concatenate([a[k], b[k]]) for k in a}
+    order = np.argsort(out["objectid"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
+def _empty_obs():
+    return {"time": np.zeros(0), "obs_object": np.zeros(0, "int32"),
+            "obs_band": np.zeros(0, "int16"), "flux": np.zeros(0), "flux_err": np.zeros(0)}
+
+
+def _preview(values, n=10):
+    values = list(values)
+    return ", ".join(map(str, values[:n])) + (f", ... ({len(values)} in all)"
+                                              if len(values) > n else "")
+
+
+def _meta_json(meta):
+    try:
+        return json.dumps(meta, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"lc.meta must be JSON-serialisable (str, numbers, lists, "
+                         f"dicts): {exc}") from exc
+
+
+def _report_to_dict(report):
+    """A JSON-ready dict of a collection report (or of a dict)."""
+    import dataclasses
+
+    if isinstance(report, Mapping):
+        return dict(report)
+    if hasattr(report, "to_dict"):
+        return report.to_dict()
+    if dataclasses.is_dataclass(report):
+        return dataclasses.asdict(report)
+    raise InputError(f"report must be a CollectionReport or a dict, got "
+                     f"{type(report).__name__}")
+
+
+def _report_from_dict(data):
+    """Rebuild a `~multilc.collect.CollectionReport` (late import), else the dict."""
+    try:
+        # the file formats' rebuilder, when present, checks every field
+        from multilc.io.provenance import report_from_dict
+    except ImportError:
+        report_from_dict = None
+    if report_from_dict is not None:
+        try:
+            return report_from_dict(data)
+        except (TypeError, ValueError, KeyError, ImportError):
+            return data
+    try:
+        # The one place where the data model reaches the engine: only when a
+        # stored report is read back, never at import time.
+        from multilc.collect.engine import CollectionReport
+    except ImportError:
+        return data
+    from_dict = getattr(CollectionReport, "from_dict", None)
+    if from_dict is None:
+        return data
+    try:
+        return from_dict(data)
+    except (TypeError, ValueError, KeyError):
+        return data
+
+
+def _merge_reports(reports):
+    """Merge report dicts of several runs: lists joined, numbers added."""
+    def merge(a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = merge(out[k], v) if k in out else v
+            return out
+        if isinstance(a, list) and isinstance(b, list):
+            return a + b
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+                not isinstance(a, bool) and not isinstance(b, bool):
+            return a + b
+        return a
+    out = reports[0]
+    for r in reports[1:]:
+        out = merge(out, r)
+    return out
+
+
+def _duplicate_rows(keys, lead=(0, 1, 2)):
+    """Boolean mask of rows equal (NaN == NaN) to an earlier row in all *keys*.
+
+    Rows must be sorted so that equal values of the *lead* keys are adjacent.
+    """
+    n = len(keys[0])
+    dup = np.zeros(n, bool)
+    if n < 2:
+        return dup
+    norm = []
+    for k in keys:
+        k = np.asarray(k)
+        if k.dtype == object:
+            k = np.unique(k.astype(str), return_inverse=True)[1].reshape(-1)
+        elif k.dtype.kind == "f":
+            k = np.where(np.isnan(k), np.inf, k)
+        norm.append(k)
+    # Rows are sorted by (object, band, time): equal rows can only sit inside a
+    # run of equal leading keys, so test adjacent rows first (O(n)), then sort
+    # only the candidate runs fully.
+    same_lead = np.ones(n - 1, bool)
+    for k in (norm[i] for i in lead):
+        same_lead &= k[1:] == k[:-1]
+    if not same_lead.any():
+        return dup
+    cand = np.zeros(n, bool)
+    cand[1:] |= same_lead
+    cand[:-1] |= same_lead
+    idx = np.flatnonzero(cand)
+    order = np.lexsort([k[idx] for k in reversed(norm)] + [])
+    # lexsort is stable: the first occurrence in the original order stays first
+    srt = idx[order]
+    eq = np.ones(len(srt) - 1, bool)
+    for k in norm:
+        ks = k[srt]
+        eq &= ks[1:] == ks[:-1]
+    dup[srt[1:][eq]] = True
+    return dup
+
+
+_DIMS = {**{k: "object" for k in _OBJECT_VARS}, **{k: "event" for k in _EVENT_VARS},
+         **{k: "band" for k in _BAND_VARS}, "band": "band"}
+
+
+def _dim_of(name):
+    return _DIMS.get(name, "obs")
 
 
 def _angle(name, value, oid):
@@ -1132,67 +2253,144 @@ def _angle(name, value, oid):
     raise u.UnitsError(f"{name} of object {oid} must be an angle Quantity, got {value!r}")
 
 
-def _assemble(data, objects, band_names, band_table, events):
-    """Make the Dataset from plain arrays; sorts obs by (object, band, time)."""
+def _assemble(data, objects, band_names, band_table, events, attrs=None):
+    """Make the Dataset from plain arrays; sorts obs by (object, band, time).
+
+    Parameters are as for `_canonical`; *attrs* are extra dataset attributes
+    (``multilc_meta``, ``multilc_report`` as JSON strings).
+    """
+    return _dataset_from_columns(_canonical(data, objects, band_names, band_table,
+                                            events), attrs)
+
+
+def _canonical(data, objects, band_names, band_table, events, one_group=False):
+    """Canonical columns keyed by dataset variable name, rows sorted.
+
+    *data* holds the obs arrays (``time``, ``obs_object``, ``obs_band``,
+    ``flux``, ``flux_err`` and optional ones), *objects* the per-object arrays
+    (``objectid`` sorted, ``label``, ``ra``, ``dec``, optional ``name``),
+    *band_names* the sorted band names with their records in *band_table*,
+    and *events* the event arrays keyed as in `EVENT_COLUMNS`.
+    """
     n = len(data["time"])
-    if n > 1 and not _is_sorted(data["obs_object"], data["obs_band"], data["time"]):
+    if one_group:
+        # one object and one band (the caller knows): only time order matters
+        t = data["time"]
+        if n > 1 and not (t[1:] >= t[:-1]).all():
+            order = np.argsort(t, kind="stable")
+            data = {k: v[order] for k, v in data.items()}
+    elif n > 1 and not _is_sorted(data["obs_object"], data["obs_band"], data["time"]):
         order = _sort_order(data)
         data = {k: v[order] for k, v in data.items()}
-    obs_vars = {}
-    for name, arr in data.items():
-        attrs = {}
-        if name == "time":
-            attrs = {"units": "d", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
-                     "time_reference": TIME_REFERENCE,
-                     "long_name": "time of measurement, MJD (TDB, barycentric)"}
-        elif name in ("flux", "flux_err"):
-            attrs = {"units": CALIBRATED_UNIT.to_string()}
-        elif name.startswith("flux_instrumental"):
-            attrs = {"units": INSTRUMENTAL_UNIT.to_string()}
-        elif name in _OPTIONAL_OBS and _OPTIONAL_OBS[name][2]:
-            attrs = {"units": _OPTIONAL_OBS[name][2]}
-        obs_vars[name] = ("obs", arr, attrs)
+    cols = dict(data)
+    n_obj = len(objects["objectid"])
+    obj_ids = np.asarray(objects["objectid"], dtype="int64")
+    cols["objectid"] = obj_ids
+    cols["name"] = (np.asarray(objects["name"], dtype=object) if "name" in objects
+                    else np.full(n_obj, "", dtype=object))
+    cols["label"] = np.asarray(objects["label"], dtype=object)
+    cols["ra"] = np.asarray(objects["ra"], dtype="float64")
+    cols["dec"] = np.asarray(objects["dec"], dtype="float64")
+    if events is _NO_EVENTS:
+        # the usual piece has no events: shared empty columns (never written to)
+        cols.update(_NO_EVENT_COLS)
+        return _band_columns(cols, band_names, band_table)
     # events sorted by (object, time)
-    ev_ids = events["objectid"]
-    ev_codes = np.searchsorted(objects["objectid"], ev_ids).astype("int32")
-    if len(ev_ids) and (np.any(ev_codes >= len(objects["objectid"])) or
-                        np.any(objects["objectid"][np.minimum(
-                            ev_codes, len(objects["objectid"]) - 1)] != ev_ids)):
-        missing = sorted(set(ev_ids.tolist()) - set(objects["objectid"].tolist()))
+    ev_ids = np.asarray(events["objectid"], dtype="int64")
+    ev_codes = np.searchsorted(obj_ids, ev_ids).astype("int32")
+    if len(ev_ids) and (np.any(ev_codes >= n_obj) or
+                        np.any(obj_ids[np.minimum(ev_codes, n_obj - 1)] != ev_ids)):
+        missing = sorted(set(ev_ids.tolist()) - set(obj_ids.tolist()))
         raise LightCurveError(f"events refer to objects {missing[:10]} with no metadata")
     ev_order = np.lexsort((events["time"], ev_codes)) if len(ev_codes) else np.arange(0)
-    ev_vars = {
-        "event_object": ("event", ev_codes[ev_order]),
-        "event_archive": ("event", events["archive"][ev_order].astype(object)),
-        "event_time": ("event", events["time"][ev_order],
-                       {"units": "d", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
-                        "time_reference": TIME_REFERENCE}),
-        "event_id": ("event", events["event_id"][ev_order].astype(object)),
-        "event_energy": ("event", events["energy"][ev_order], {"units": "GeV"}),
-        "event_error_radius": ("event", events["error_radius"][ev_order], {"units": "deg"}),
-        "event_separation": ("event", events["separation"][ev_order], {"units": "deg"}),
-    }
-    band_vars = {}
+    cols["event_object"] = ev_codes[ev_order]
+    cols["event_archive"] = np.asarray(events["archive"])[ev_order].astype(object)
+    cols["event_time"] = np.asarray(events["time"], dtype="float64")[ev_order]
+    cols["event_id"] = np.asarray(events["event_id"])[ev_order].astype(object)
+    cols["event_energy"] = np.asarray(events["energy"], dtype="float64")[ev_order]
+    cols["event_error_radius"] = np.asarray(events["error_radius"],
+                                            dtype="float64")[ev_order]
+    cols["event_separation"] = np.asarray(events["separation"], dtype="float64")[ev_order]
+    return _band_columns(cols, band_names, band_table)
+
+
+def _band_columns(cols, band_names, band_table):
+    if len(band_names) == 1:
+        rec = band_table[band_names[0]]
+        try:
+            cached = _one_band_columns(str(band_names[0]),
+                                       tuple(rec[v] for v in _BAND_VARS))
+        except TypeError:  # unhashable override value
+            cached = None
+        if cached is not None:
+            # copies: a light curve's arrays are its own
+            cols.update({k: v.copy() for k, v in cached.items()})
+            return cols
+    cols["band"] = np.asarray(band_names, dtype=object)
     for var in _BAND_VARS:
         vals = [band_table[b][var] for b in band_names]
         if var in ("zero_point", "wavelength"):
-            arr = np.asarray(vals, dtype=float)
-            band_vars[var] = ("band", arr, {"units": "Jy" if var == "zero_point" else
-                                            "Angstrom"})
+            cols[var] = np.asarray(vals, dtype=float)
         else:
-            band_vars[var] = ("band", np.asarray(vals, dtype=object).astype(object)
-                              if vals else np.array([], dtype=object))
-    obj_vars = {
-        "objectid": ("object", objects["objectid"]),
-        "label": ("object", objects["label"].astype(object)),
-        "ra": ("object", objects["ra"], {"units": "deg"}),
-        "dec": ("object", objects["dec"], {"units": "deg"}),
-    }
+            cols[var] = np.asarray(vals, dtype=object) if vals else np.array([], object)
+    return cols
+
+
+@functools.lru_cache(maxsize=1024)
+def _one_band_columns(name, values):
+    cols = {"band": np.array([name], dtype=object)}
+    for var, val in zip(_BAND_VARS, values):
+        cols[var] = np.array([val], dtype=float if var in ("zero_point", "wavelength")
+                             else object)
+    return cols
+
+
+_NO_EVENT_COLS = {
+    "event_object": np.zeros(0, "int32"), "event_archive": np.zeros(0, object),
+    "event_time": np.zeros(0), "event_id": np.zeros(0, object),
+    "event_energy": np.zeros(0), "event_error_radius": np.zeros(0),
+    "event_separation": np.zeros(0)}
+
+
+def _dataset_from_columns(cols, attrs=None):
+    """The `xarray.Dataset` of canonical columns (see `_canonical`)."""
+    attrs = dict(attrs or {})
+    normalized = bool(attrs.get(_NORMALIZED_ATTR))
+    time_attrs = {"units": "d", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
+                  "time_reference": TIME_REFERENCE}
+    variables = {}
+    for name, arr in cols.items():
+        if name == "band":
+            continue
+        dim = _dim_of(name)
+        var_attrs = {}
+        if name == "time":
+            var_attrs = {**time_attrs,
+                         "long_name": "time of measurement, MJD (TDB, barycentric)"}
+        elif name == "event_time":
+            var_attrs = dict(time_attrs)
+        elif name in ("flux", "flux_err"):
+            var_attrs = {"units": "" if normalized else CALIBRATED_UNIT.to_string()}
+        elif name.startswith("flux_instrumental"):
+            var_attrs = {"units": INSTRUMENTAL_UNIT.to_string()}
+        elif dim == "obs" and name in _OPTIONAL_OBS and _OPTIONAL_OBS[name][2]:
+            var_attrs = {"units": _OPTIONAL_OBS[name][2]}
+        elif name == "event_energy":
+            var_attrs = {"units": "GeV"}
+        elif name in ("event_error_radius", "event_separation", "ra", "dec"):
+            var_attrs = {"units": "deg"}
+        elif name == "zero_point":
+            var_attrs = {"units": "Jy"}
+        elif name == "wavelength":
+            var_attrs = {"units": "Angstrom"}
+        variables[name] = (dim, arr, var_attrs)
+    # xarray's constructor checks every variable (~0.1 ms each); build the
+    # Variables directly, the columns are already validated.
     ds = xr.Dataset(
-        {**obs_vars, **ev_vars, **band_vars, **obj_vars},
-        coords={"band": ("band", np.asarray(band_names, dtype=object))},
+        {k: xr.Variable(*v) for k, v in variables.items()},
+        coords={"band": ("band", np.asarray(cols["band"], dtype=object))},
         attrs={"multilc_layout": "1", "time_scale": TIME_SCALE, "time_format": TIME_FORMAT,
-               "time_reference": TIME_REFERENCE},
+               "time_reference": TIME_REFERENCE, **attrs},
     )
     return ds
 
@@ -1215,6 +2413,11 @@ def _sort_order(data):
 
 def _is_sorted(obj, band, time):
     """True if rows are ordered by (object, band, time); O(n)."""
+    if obj[0] == obj[-1] and band[0] == band[-1]:
+        # one object and band (if sorted at all): only time order matters,
+        # provided the codes are constant
+        if (obj == obj[0]).all() and (band == band[0]).all():
+            return bool((time[1:] >= time[:-1]).all())
     d_obj = np.diff(obj.astype("int64"))
     d_band = np.diff(band.astype("int64"))
     d_time = np.diff(time)
@@ -1244,7 +2447,7 @@ def _validate(ds):
     for name, var in ds.variables.items():
         if "units" in var.attrs:
             try:
-                u.Unit(var.attrs["units"])
+                _parse_unit(var.attrs["units"])
             except ValueError as exc:
                 raise LightCurveError(f"variable {name} has unparseable units "
                                       f"{var.attrs['units']!r}") from exc
@@ -1270,14 +2473,25 @@ def _validate(ds):
         raise LightCurveError("time must be stored in the TDB scale")
     if "flux_instrumental" in ds and "flux_instrumental_err" not in ds:
         raise LightCurveError("flux_instrumental needs flux_instrumental_err")
+    if "name" not in ds.variables:
+        # files written before names existed
+        ds = ds.assign(name=("object", np.full(ds.sizes.get("object", 0), "",
+                                               dtype=object)))
+    elif ds["name"].dims != ("object",):
+        raise LightCurveError(f"variable name must have dimension ('object',), has "
+                              f"{ds['name'].dims}")
     return ds
 
 
-def _subset(ds, keep_obs, keep_ev, obj_keep, band_keep):
-    """Subset obs/events, then drop objects/bands no longer used (and recode)."""
+def _subset(ds, keep_obs, keep_ev, obj_keep, band_keep, force_objects=None):
+    """Subset obs/events, then drop objects/bands no longer used (and recode).
+
+    Objects in *force_objects* (a boolean mask) stay even without data.
+    """
     obs_idx = np.flatnonzero(keep_obs)
     ev_idx = np.flatnonzero(keep_ev)
-    used_obj = np.zeros(ds.sizes["object"], bool)
+    used_obj = np.zeros(ds.sizes["object"], bool) if force_objects is None else \
+        np.asarray(force_objects, bool).copy()
     used_obj[ds["obs_object"].values[obs_idx]] = True
     used_obj[ds["event_object"].values[ev_idx]] = True
     used_band = np.zeros(ds.sizes["band"], bool)
@@ -1302,73 +2516,114 @@ def _subset(ds, keep_obs, keep_ev, obj_keep, band_keep):
 
 
 def _concat_datasets(dss):
-    """Concatenate datasets in O(total size) plus one sort."""
-    # Plain numpy arrays up front: indexing an xarray Dataset costs ~10 us a
-    # call, which dominates when thousands of small pieces are joined.
-    dss = [{name: var.values for name, var in d.variables.items()} for d in dss]
+    """Concatenate datasets in O(total size) plus one sort (kept for callers)."""
+    return _dataset_from_columns(_concat_columns(
+        [{name: var.values for name, var in d.variables.items()} for d in dss]))
+
+
+def _concat_columns(dss):
+    """Concatenate canonical column dicts in O(total size) plus one sort."""
+    # Plain numpy arrays: indexing an xarray Dataset costs ~10 us a call,
+    # which dominates when thousands of small pieces are joined.
     # objects: union keyed by objectid
     all_ids = np.concatenate([d["objectid"] for d in dss])
     uniq_ids, first = np.unique(all_ids, return_index=True)
     labels_all = np.concatenate([d["label"].astype(object) for d in dss])
+    names_all = np.concatenate([d["name"].astype(object) if "name" in d else
+                                np.full(len(d["objectid"]), "", dtype=object)
+                                for d in dss])
     ra_all = np.concatenate([d["ra"] for d in dss])
     dec_all = np.concatenate([d["dec"] for d in dss])
     inverse = np.searchsorted(uniq_ids, all_ids)
     labels = labels_all[first].copy()
+    names = names_all[first].copy()
     ra = ra_all[first].copy()
     dec = dec_all[first].copy()
     if len(all_ids) != len(uniq_ids):
-        # Merge labels of repeated objects; fill missing coordinates.
+        # Merge labels of repeated objects; fill missing names and coordinates.
+        # Only rows that differ from the object's first row need a look (in
+        # per-target pieces of one sample, usually none).
+        need = (labels_all != labels[inverse]) | ((names_all != "") &
+                                                  (names_all != names[inverse]))
+        nan_here, nan_first = np.isnan(ra_all), np.isnan(ra[inverse])
+        with np.errstate(invalid="ignore"):
+            moved = (np.abs(ra_all - ra[inverse]) > 1e-6) | \
+                (np.abs(dec_all - dec[inverse]) > 1e-6)
+        need |= (nan_here != nan_first) | (~nan_here & ~nan_first & moved)
         order = np.argsort(inverse, kind="stable")
-        for pos in order:
+        for pos in order[need[order]]:
             code = inverse[pos]
-            have = [x for x in str(labels[code]).split("; ") if x]
-            new = [x for x in str(labels_all[pos]).split("; ") if x and x not in have]
-            if new:
-                labels[code] = "; ".join(have + new)
+            if labels_all[pos] != labels[code]:
+                have = [x for x in str(labels[code]).split("; ") if x]
+                new = [x for x in str(labels_all[pos]).split("; ")
+                       if x and x not in have]
+                if new:
+                    labels[code] = "; ".join(have + new)
+            if names_all[pos] and names_all[pos] != names[code]:
+                if not names[code]:
+                    names[code] = names_all[pos]
+                else:
+                    warnings.warn(f"object {uniq_ids[code]} is named {names[code]!r} "
+                                  f"and {names_all[pos]!r} in the pieces; keeping "
+                                  f"{names[code]!r}", stacklevel=4)
             if np.isnan(ra[code]) and not np.isnan(ra_all[pos]):
                 ra[code], dec[code] = ra_all[pos], dec_all[pos]
             elif not np.isnan(ra_all[pos]) and not np.isnan(ra[code]):
                 if abs(ra_all[pos] - ra[code]) > 1e-6 or abs(dec_all[pos] - dec[code]) > 1e-6:
                     _check_same_position(uniq_ids[code], ra[code], dec[code],
                                          ra_all[pos], dec_all[pos])
-    objects = {"objectid": uniq_ids, "label": labels, "ra": ra, "dec": dec}
+    objects = {"objectid": uniq_ids, "name": names, "label": labels, "ra": ra,
+               "dec": dec}
 
     # bands: union keyed by name, metadata must agree
-    band_table = {}
-    for d in dss:
-        for i, name in enumerate(d["band"]):
-            rec = {v: d[v][i] for v in _BAND_VARS}
-            prev = band_table.get(name)
-            if prev is None:
-                band_table[name] = rec
-            elif not _same_band(prev, rec):
-                if prev.get("band_notes") != rec.get("band_notes"):
-                    notes = [x for x in (prev["band_notes"], rec["band_notes"]) if x]
-                    prev["band_notes"] = "; ".join(dict.fromkeys(
-                        "; ".join(notes).split("; ")))
-                if not _same_band(prev, rec, ignore=("band_notes",)):
-                    raise LightCurveError(f"band {name} has different metadata in the "
-                                          f"pieces: {prev} vs {rec}")
-    band_names = np.array(sorted(band_table), dtype=object)
+    band_all = np.concatenate([np.asarray(d["band"], dtype=object) for d in dss])
+    band_vals = {v: np.concatenate([d[v] for d in dss]) for v in _BAND_VARS}
+    if len(band_all):
+        ub, bfirst, binv = np.unique(band_all.astype(str), return_index=True,
+                                     return_inverse=True)
+        binv = binv.reshape(-1)
+    else:
+        ub, bfirst, binv = np.array([], str), np.zeros(0, int), np.zeros(0, int)
+    band_table = {str(name): {v: band_vals[v][i] for v in _BAND_VARS}
+                  for name, i in zip(ub, bfirst)}
+    differs = np.zeros(len(band_all), bool)
+    for v, vals in band_vals.items():
+        ref = vals[bfirst][binv]
+        if vals.dtype.kind == "f":
+            differs |= ~np.isclose(vals, ref, equal_nan=True)
+        else:
+            differs |= vals != ref
+    for pos in np.flatnonzero(differs):
+        name = str(band_all[pos])
+        rec = {v: band_vals[v][pos] for v in _BAND_VARS}
+        prev = band_table[name]
+        if not _same_band(prev, rec):
+            if prev.get("band_notes") != rec.get("band_notes"):
+                notes = [x for x in (prev["band_notes"], rec["band_notes"]) if x]
+                prev["band_notes"] = "; ".join(dict.fromkeys(
+                    "; ".join(notes).split("; ")))
+            if not _same_band(prev, rec, ignore=("band_notes",)):
+                raise LightCurveError(f"band {name} has different metadata in the "
+                                      f"pieces: {prev} vs {rec}")
+    band_names = np.array(list(ub), dtype=object)  # np.unique: sorted
 
-    # obs arrays
-    offset = 0
-    obj_codes, band_codes = [], []
-    ev_codes = []
-    for d in dss:
-        n_obj = len(d["objectid"])
-        obj_map = inverse[offset:offset + n_obj]
-        offset += n_obj
-        band_map = np.searchsorted(band_names, d["band"]) if len(d["band"]) else \
-            np.zeros(0, "int64")
-        obj_codes.append(obj_map[d["obs_object"]])
-        band_codes.append(band_map[d["obs_band"]] if len(band_map) else
-                          np.zeros(len(d["time"]), "int64"))
-        ev_codes.append(obj_map[d["event_object"]])
-    data = {"time": np.concatenate([d["time"] for d in dss]),
-            "obs_object": np.concatenate(obj_codes).astype("int32"),
-            "obs_band": np.concatenate(band_codes).astype("int16")}
+    # obs arrays: local codes + the piece's offset index the global maps
     sizes = [len(d["time"]) for d in dss]
+    n_objs = np.array([len(d["objectid"]) for d in dss])
+    n_bands = np.array([len(d["band"]) for d in dss])
+    obj_off = np.concatenate(([0], np.cumsum(n_objs)[:-1]))
+    band_off = np.concatenate(([0], np.cumsum(n_bands)[:-1]))
+    local_obj = np.concatenate([d["obs_object"] for d in dss]).astype("int64")
+    local_band = np.concatenate([d["obs_band"] for d in dss]).astype("int64")
+    data = {"time": np.concatenate([d["time"] for d in dss]),
+            "obs_object": inverse[local_obj + np.repeat(obj_off, sizes)].astype("int32")
+            if len(local_obj) else np.zeros(0, "int32"),
+            "obs_band": binv[local_band + np.repeat(band_off, sizes)].astype("int16")
+            if len(local_band) else np.zeros(0, "int16")}
+    ev_sizes = [len(d["event_time"]) for d in dss]
+    local_ev = np.concatenate([d["event_object"] for d in dss]).astype("int64")
+    ev_codes = [inverse[local_ev + np.repeat(obj_off, ev_sizes)]] if len(local_ev) \
+        else []
     total = sum(sizes)
     for name in ("flux", "flux_err"):
         data[name] = np.concatenate([d[name] for d in dss])
@@ -1399,7 +2654,7 @@ def _concat_datasets(dss):
         "error_radius": np.concatenate([d["event_error_radius"] for d in dss]),
         "separation": np.concatenate([d["event_separation"] for d in dss]),
     }
-    return _assemble(data, objects, band_names, band_table, events)
+    return _canonical(data, objects, band_names, band_table, events)
 
 
 def _check_same_position(oid, ra1, dec1, ra2, dec2):

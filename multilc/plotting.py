@@ -2,18 +2,26 @@
 
 The layout follows the multi-wavelength flare figures of van Velzen et al.
 (2021, arXiv:2111.09391): a main panel with every calibrated band as flux
-density against time (MJD TDB, calendar years on the top axis), events
+density against time (MJD TDB, calendar dates on the top axis), events
 (neutrinos, gamma-ray triggers) in their own strip above it, uncalibrated
-count rates (TESS, Kepler, K2 in e-/s) in their own panel below it, and an
+count rates (TESS, Kepler, K2 in e-/s) in their own panel below it, or, when
+they come in stretches too short for the shared time axis (a 27-day sector
+on a 14-year axis), in one panel per stretch (a broken axis), and an
 optional zoom panel on the densest band with an inverse-variance weighted
-running mean.  Panels appear only when they have something to show.
+running mean.  Panels appear only when they have something to show.  With
+``ax=`` one panel is drawn into the caller's Axes instead.
 
 Every band has one fixed colour and marker (`BAND_STYLES`, `band_style`),
 the same in every figure.  Colours come from the colour-blind-safe palette
 of Okabe & Ito (2008, "Color Universal Design", jfly.uni-koeln.de/color)
 and, for the fallback of unknown bands, Paul Tol's "muted" scheme (Tol 2021,
 SRON/EPS/TN/09-002, personal.sron.nl/~pault).  Colour encodes the wavelength
-range (g-like bands share a colour), the marker encodes the archive.
+range (g-like bands share a colour), the marker encodes the archive.  Dense
+bands are drawn first and translucent, so that sparser bands stay visible.
+
+Tick labels are plain decimals in one format per axis; a power of ten goes
+into the axis label (`multilc._plot_axes`).  Titles and file names use the
+object's ``name`` when the light curve has one.
 
 matplotlib is imported lazily, and no backend is chosen here: figures render
 headless (Agg) as well as in notebooks.  Importing this module registers the
@@ -25,14 +33,14 @@ import re
 import textwrap
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from astropy import units as u
-from astropy.stats import mad_std
+from astropy.stats import sigma_clip as astropy_sigma_clip
 from astropy.time import Time
 from erfa import ErfaWarning
 
@@ -242,44 +250,48 @@ def running_mean(time, value, error, window):
     return t, (cwy[hi] - cwy[lo]) / sum_w, 1.0 / np.sqrt(sum_w)
 
 
-def _outliers(value, error, sigma):
-    """Isolated outliers: single points that stick out from both neighbours.
+def _sigma_pair(sigma_clip):
+    """(sigma_lower, sigma_upper) from the ``sigma_clip`` option, or None."""
+    if sigma_clip is None:
+        return None
+    pair = (sigma_clip, sigma_clip) if np.ndim(sigma_clip) == 0 else tuple(sigma_clip)
+    try:
+        ok = len(pair) == 2 and all(float(x) > 0 for x in pair)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise PlotError("sigma_clip must be a positive number of standard deviations or a "
+                        f"pair (lower, upper) of them, got {sigma_clip!r}")
+    return float(pair[0]), float(pair[1])
 
-    With the points in time order, ``d_prev`` and ``d_next`` are a point's
-    differences to the preceding and the following point, each divided by
-    the two points' combined uncertainty ``sqrt(err_i**2 + err_j**2)``.  A
-    point is an outlier when both differences have the same sign and the
-    smaller one exceeds ``sigma`` times the robust scatter (MAD-based
-    standard deviation) of all successive normalised differences of the
-    band, or ``sigma`` itself if that scatter is below 1: the scatter absorbs
-    underestimated uncertainties, a point is never clipped within ``sigma``
-    of its own uncertainty, and successive differences are insensitive to
-    slow variability.  A flare sampled by
-    several points is kept (a peak point is close to at least one
-    neighbour); an excursion seen in a single point of a sparse band cannot
-    be told from an outlier and is clipped.  The first and last point are
-    judged on their one neighbour.
+
+def _outliers(value, sigma_lower, sigma_upper, ignore=None):
+    """Values of one object and band rejected by iterative sigma clipping.
+
+    `astropy.stats.sigma_clip` with the median as centre, the standard
+    deviation as spread and at most 5 iterations, on the finite values not
+    in *ignore* (upper limits): the test of
+    ``MultiBandLightCurve.remove_outliers`` (``multilc.lightcurve.clip_mask``)
+    and the defaults of lightkurve's ``LightCurve.remove_outliers``, so that
+    a figure drops the points those drop.  With fewer than 3 usable values
+    nothing is rejected.  The flux errors play no part.
+
+    Returns
+    -------
+    `numpy.ndarray` of bool
+        True for rejected values; NaN and ignored values are never rejected.
     """
     value = np.asarray(value, dtype=float)
-    n = len(value)
-    out = np.zeros(n, bool)
-    if n < 5:
+    use = np.isfinite(value)
+    if ignore is not None:
+        use &= ~np.asarray(ignore, dtype=bool)
+    out = np.zeros(value.shape, bool)
+    if use.sum() < 3:
         return out
-    err = np.asarray(error, dtype=float)
-    good = np.isfinite(err) & (err > 0)
-    err = np.where(good, err, np.median(err[good]) if good.any() else 1.0)
-    step = np.diff(value) / np.hypot(err[1:], err[:-1])  # point i+1 minus point i
-    scale = mad_std(step)
-    if not np.isfinite(scale):
-        return out
-    scale = max(scale, 1.0)
-    d_prev = np.concatenate([[np.nan], step])
-    d_next = np.concatenate([-step, [np.nan]])
-    d_prev = np.where(np.isnan(d_prev), d_next, d_prev)
-    d_next = np.where(np.isnan(d_next), d_prev, d_next)
-    same_side = np.sign(d_prev) == np.sign(d_next)
-    smaller = np.minimum(np.abs(d_prev), np.abs(d_next))
-    return same_side & (smaller > sigma * scale)
+    clipped = astropy_sigma_clip(value[use], sigma_lower=sigma_lower, sigma_upper=sigma_upper,
+                                 maxiters=5, cenfunc="median", stdfunc="std", masked=True)
+    out[np.flatnonzero(use)] = np.ma.getmaskarray(clipped)
+    return out
 
 
 # --------------------------------------------------------------------------- data prep
@@ -297,6 +309,7 @@ class _Band:
     n_clipped: int
     flux: np.ndarray      # detections in storage unit (mJy or e-/s), for the zoom
     flux_err: np.ndarray
+    wavelength: float = np.nan  # [Angstrom], for the drawing order
 
 
 def _time_bounds(time_range):
@@ -332,15 +345,16 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
     for code, name in enumerate(names):
         sl = slice(starts[code], starts[code + 1])
         t, f, e, lim = time[sl], flux[sl], err[sl], flagged[sl]
+        # Clipping sees what remove_outliers sees: every finite flux of the
+        # band except the rows flagged as upper limits.
+        clipped = (_outliers(f, *sigma_clip, ignore=lim) if sigma_clip is not None
+                   else np.zeros(len(f), bool))
         if calibrated:
             # Non-positive fluxes cannot be detections on a flux-density or
             # magnitude scale: they are drawn as upper limits.
             lim = lim | (f <= 0)
-        det = ~lim & np.isfinite(f)
-        clipped = np.zeros(len(f), bool)
-        if sigma_clip is not None and det.sum() >= 5:
-            clipped[det] = _outliers(f[det], e[det], sigma_clip)
-            det &= ~clipped
+        det = ~lim & np.isfinite(f) & ~clipped
+        lim = lim & ~clipped
         # The data model does not define what the flux of an upper_limit row
         # holds.  We take a positive flux as the limit itself, and for a
         # non-positive (forced-photometry) flux draw max(flux, 0) +
@@ -361,7 +375,7 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
         else:
             y, yerr, ylim = fd, ed, fl
         out.append(_Band(name, band_style(name), td, y, yerr, tl, ylim,
-                         int(clipped.sum()), fd, ed))
+                         int(clipped.sum()), fd, ed, float(wavelengths[code])))
     out = [b for b in out if len(b.time) or len(b.limit_time)]
     # Legend order: archives in a fixed order, then by wavelength.
     rank = {name: i for i, name in enumerate(ARCHIVE_NAMES)}
@@ -382,6 +396,30 @@ def _unit_factor(unit, wavelength_aa, band):
                         "or magnitudes=True") from exc
 
 
+def _object_names(lc):
+    """objectid -> display name, for objects with a non-empty ``name``.
+
+    The ``name`` variable on the object dimension is optional (files written
+    before names existed have none), and so is each value in it.
+    """
+    ds = lc.ds
+    if "name" not in ds or "objectid" not in ds:
+        return {}
+    out = {}
+    for oid, name in zip(ds["objectid"].values.tolist(), ds["name"].values.tolist()):
+        if name is None or (isinstance(name, float) and not np.isfinite(name)):
+            continue
+        text = str(name).strip()
+        if text:
+            out[int(oid)] = text
+    return out
+
+
+def _describe(oid, name):
+    """How an object is named in messages: ``objectid 4 (Mrk 590)``."""
+    return f"objectid {oid}" + (f" ({name})" if name else "")
+
+
 def _resolve_target(lc, objectid):
     ids = lc.objectids
     if objectid is None:
@@ -392,6 +430,17 @@ def _resolve_target(lc, objectid):
         shown = ", ".join(str(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
         raise PlotError(f"the light curve holds {len(ids)} targets (objectids {shown}); "
                         "pass objectid= to plot one, or use plot_all() for every target")
+    if isinstance(objectid, str):
+        matches = [oid for oid, name in _object_names(lc).items() if name == objectid]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise PlotError(f"the name {objectid!r} belongs to objectids {matches}; pass "
+                            "one objectid")
+        if objectid.strip().lstrip("+-").isdigit():  # "4" from a command line
+            return _resolve_target(lc, int(objectid))
+        raise PlotError(f"no object is named {objectid!r} in this light curve; pass an "
+                        "objectid or one of its names")
     if int(objectid) not in set(ids.tolist()):
         shown = ", ".join(str(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
         raise PlotError(f"unknown objectid {objectid}: this light curve holds objectids "
@@ -422,7 +471,10 @@ def _target_data(lc, objectid, bands, time_range, *, flux_unit, magnitudes, sigm
         et = events["time"].mjd
         events = events[(et >= bounds[0]) & (et <= bounds[1])]
     meta = one.objects[0]
-    data = {"objectid": oid, "label": str(meta["label"]), "ra": meta["ra"],
+    label = meta["label"]
+    data = {"objectid": oid, "name": _object_names(one).get(oid, ""),
+            "label": "" if label is None or label is np.ma.masked else str(label),
+            "ra": meta["ra"],
             "dec": meta["dec"], "events": events, "bounds": bounds,
             "calibrated": [], "instrumental": []}
     if phot is not None and len(phot):
@@ -437,7 +489,8 @@ def _target_data(lc, objectid, bands, time_range, *, flux_unit, magnitudes, sigm
     if not (data["calibrated"] or data["instrumental"] or len(events)):
         where = "" if bounds is None else f" between MJD {bounds[0]:.2f} and {bounds[1]:.2f}"
         which = "" if bands is None else f" in bands {bands}"
-        raise PlotError(f"objectid {oid} has no measurements or events{which}{where}")
+        raise PlotError(f"{_describe(oid, data['name'])} has no measurements or "
+                        f"events{which}{where}")
     return data
 
 
@@ -454,62 +507,114 @@ def _arrow_marker():
     return MplPath(verts, codes)
 
 
+#: Sizes per figure width: fonts [pt], markers [pt], panel heights [inch],
+#: count-rate segment panels per row, most ticks on a time axis.
 _SIZES = {"narrow": dict(font=7.0, marker=3.0, arrow=11.0, main=1.9, events=0.32,
-                         instrumental=0.95, zoom=1.15),
+                         instrumental=0.95, segments=1.25, zoom=1.3, columns=2,
+                         time_ticks=4, date_ticks=4),
           "wide": dict(font=8.5, marker=3.5, arrow=13.0, main=2.6, events=0.38,
-                       instrumental=1.2, zoom=1.5)}
+                       instrumental=1.2, segments=1.5, zoom=1.5, columns=4,
+                       time_ticks=8, date_ticks=9)}
 _RASTERIZE_ABOVE = 3000  # points per artist above which PDF output is rasterised
+#: Bands with more points than this in a panel are drawn translucent (opacity
+#: falling as 1/sqrt(n)) and below the sparser bands, so that a dense band
+#: does not hide the others.
+_DENSE = 100
+_OPAQUE = 0.85
+#: Count rates in a stretch shorter than this fraction of the time axis (a
+#: 27-day TESS sector on a 14-year axis is 0.5 %) get panels of their own.
+_SHORT_SEGMENT = 0.05
 
 
 @lru_cache(maxsize=1)
 def _year_nodes():
-    """MJD (TDB) of 1 January 0h UTC of the years 1800-2200, from astropy.
-
-    A decimal year is linear in time within each calendar year, so
-    interpolating between these nodes reproduces astropy's
-    ``Time.decimalyear`` (UTC) exactly; converting every tick position
-    through `~astropy.time.Time` instead would cost ~1 ms per call and the
-    top axis is transformed thousands of times per figure.
-    """
+    """MJD (TDB) of 1 January 0h UTC of the years 1800-2200, from astropy."""
     years = np.arange(1800, 2201)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ErfaWarning)  # "dubious year" (no leap-second table)
         mjd = Time([f"{y}-01-01T00:00:00" for y in years], scale="utc").tdb.mjd
-    return years.astype(float), mjd
+    return years, mjd
 
 
-def _mjd_to_year(mjd):
-    years, nodes = _year_nodes()
-    mjd = np.asarray(mjd, dtype=float)
-    out = np.interp(mjd, nodes, years)
-    # Beyond the table: Julian years of 365.25 d.
-    out = np.where(mjd < nodes[0], years[0] + (mjd - nodes[0]) / 365.25, out)
-    return np.where(mjd > nodes[-1], years[-1] + (mjd - nodes[-1]) / 365.25, out)
+@lru_cache(maxsize=4)
+def _date_nodes(epoch):
+    """(MJD TDB, matplotlib date number) of 1 January 0h UTC of 1800-2200.
+
+    Date numbers count UTC days since matplotlib's *epoch* without leap
+    seconds, as `datetime` does.  Within a calendar year both scales are
+    uniform to better than a second (one leap second at most, and TDB-TT
+    below 2 ms), so linear interpolation between these nodes converts MJD
+    (TDB) to calendar dates (UTC) to within a second; converting every tick
+    through `~astropy.time.Time` would cost ~1 ms per call, and the top axis
+    is transformed thousands of times per figure.
+    """
+    from datetime import datetime
+
+    from matplotlib.dates import date2num
+
+    years, mjd = _year_nodes()
+    return mjd, np.asarray(date2num([datetime(int(y), 1, 1) for y in years]), dtype=float)
 
 
-def _year_to_mjd(year):
-    years, nodes = _year_nodes()
-    year = np.asarray(year, dtype=float)
-    out = np.interp(year, years, nodes)
-    out = np.where(year < years[0], nodes[0] + (year - years[0]) * 365.25, out)
-    return np.where(year > years[-1], nodes[-1] + (year - years[-1]) * 365.25, out)
+def _interp_nodes(x, xs, ys):
+    x = np.asarray(x, dtype=float)
+    out = np.interp(x, xs, ys)
+    # Beyond 1800-2200: days are days on both scales.
+    out = np.where(x < xs[0], ys[0] + (x - xs[0]), out)
+    return np.where(x > xs[-1], ys[-1] + (x - xs[-1]), out)
 
 
-def _add_year_axis(ax, xlim, fontsize):
-    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, MultipleLocator
+def _mjd_to_datenum(mjd):
+    from matplotlib.dates import get_epoch
 
-    sec = ax.secondary_xaxis("top", functions=(_mjd_to_year, _year_to_mjd))
-    span_years = (xlim[1] - xlim[0]) / 365.25
-    if span_years >= 2:
-        sec.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
-        sec.xaxis.set_major_formatter(FormatStrFormatter("%d"))
-    else:
-        sec.xaxis.set_major_formatter(FormatStrFormatter("%.1f"))
-    if span_years >= 4:  # unlabelled ticks at every new year
-        sec.xaxis.set_minor_locator(MultipleLocator(1))
-    sec.tick_params(labelsize=fontsize, direction="in", which="both")
-    sec.set_label("calendar year")
+    nodes, nums = _date_nodes(get_epoch())
+    return _interp_nodes(mjd, nodes, nums)
+
+
+def _datenum_to_mjd(num):
+    from matplotlib.dates import get_epoch
+
+    nodes, nums = _date_nodes(get_epoch())
+    return _interp_nodes(num, nums, nodes)
+
+
+def _add_date_axis(ax, sizes):
+    """Calendar dates (UTC) on the top axis: years, or months or days for short spans."""
+    from matplotlib.dates import AutoDateLocator, YearLocator
+
+    from multilc._plot_axes import CalendarFormatter
+
+    sec = ax.secondary_xaxis("top", functions=(_mjd_to_datenum, _datenum_to_mjd))
+    sec.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=sizes["date_ticks"]))
+    sec.xaxis.set_major_formatter(CalendarFormatter())
+    lo, hi = ax.get_xlim()
+    if hi - lo >= 4 * 365.25:  # unlabelled ticks at every new year
+        sec.xaxis.set_minor_locator(YearLocator(1))
+    sec.tick_params(labelsize=sizes["font"], direction="in", which="both")
+    sec.set_label("calendar date")
     return sec
+
+
+def _time_axis(ax, sizes, nbins=None):
+    """MJD ticks as plain numbers: no "+5.8e4" offset, whatever the span."""
+    from matplotlib.ticker import MaxNLocator
+
+    from multilc._plot_axes import PlainFormatter
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins or sizes["time_ticks"],
+                                           steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(PlainFormatter())
+
+
+def _band_order(bands):
+    """Drawing order: densest band first (lowest), sparsest last (on top).
+
+    Bands within a factor 2 in number of points count as equally dense; among
+    those the longer wavelength goes first, so that ZTF g stays visible on
+    top of a ZTF r band sampled as densely.
+    """
+    return sorted(bands, key=lambda b: (-int(np.log2(max(len(b.time), 1))),
+                                        -np.nan_to_num(b.wavelength, nan=0.0), b.name))
 
 
 def _draw_bands(ax, bands, sizes, arrow):
@@ -517,34 +622,53 @@ def _draw_bands(ax, bands, sizes, arrow):
 
     Each band is a marker line plus one line holding all its error bars as
     NaN-separated segments, grouped in an `~matplotlib.container.ErrorbarContainer`
-    (``ax.containers``).  One path per band instead of one per error bar
-    (what ``Axes.errorbar`` makes) keeps dense bands fast to draw and PDFs
-    small.  Returns the (handle, label) pairs for the legend.
+    (``ax.containers``, so that ``ax.legend()`` lists the bands).  One path
+    per band instead of one per error bar (what ``Axes.errorbar`` makes)
+    keeps dense bands fast to draw and PDFs small.  Dense bands are drawn
+    first, translucent and a little smaller, so that sparser bands stay
+    visible on top of them.
     """
     from matplotlib.container import ErrorbarContainer
 
-    entries = []
-    for b in bands:
+    for rank, b in enumerate(_band_order(bands)):
         st = b.style
-        label = st.label + (f" ({b.n_clipped} clipped)" if b.n_clipped else "")
+        n = len(b.time)
+        alpha = _OPAQUE if n <= _DENSE else max(0.3, _OPAQUE * np.sqrt(_DENSE / n))
+        ms = sizes["marker"] * (1.0 if n <= _DENSE else 0.8)
+        z = 3 + 0.01 * rank
         xs = np.repeat(b.time, 3)
-        ys = np.column_stack([b.y - b.yerr, b.y + b.yerr, np.full(len(b.y), np.nan)]).ravel()
-        (bars,) = ax.plot(xs, ys, color=st.color, lw=0.6, alpha=0.55, zorder=2.5,
+        ys = np.column_stack([b.y - b.yerr, b.y + b.yerr, np.full(n, np.nan)]).ravel()
+        (bars,) = ax.plot(xs, ys, color=st.color, lw=0.6 if n <= _DENSE else 0.45,
+                          alpha=0.65 * alpha, zorder=z - 0.005,
                           label=f"_{b.name} error bars")
         (points,) = ax.plot(b.time, b.y, ls="none", marker=st.marker, color=st.color,
-                            ms=sizes["marker"], mew=0.4, alpha=0.85, zorder=3,
-                            label=f"_{b.name}", gid=b.name)
+                            ms=ms, mew=0.4, alpha=alpha, zorder=z, label=f"_{b.name}",
+                            gid=b.name)
         container = ErrorbarContainer((points, (), (bars,)), has_xerr=False, has_yerr=True,
-                                      label=label)
+                                      label=_legend_label(b))
         ax.add_container(container)
-        if len(b.time) > _RASTERIZE_ABOVE:
+        if n > _RASTERIZE_ABOVE:
             points.set_rasterized(True)
             bars.set_rasterized(True)
         if len(b.limit_time):
             ax.plot(b.limit_time, b.limit_y, ls="none", marker=arrow, ms=sizes["arrow"],
-                    mew=0.8, color=st.color, alpha=0.8, zorder=2,
+                    mew=0.8, color=st.color, alpha=0.8, zorder=2 + 0.01 * rank,
                     label=f"_{b.name} upper limits", gid=f"{b.name} upper limits")
-        entries.append((points, label))
+
+
+def _legend_label(band):
+    return band.style.label + (f" ({band.n_clipped} clipped)" if band.n_clipped else "")
+
+
+def _legend_entries(bands, sizes, arrow):
+    """(handle, label) per band, opaque whatever the band's drawing opacity."""
+    from matplotlib.lines import Line2D
+
+    entries = [(Line2D([], [], ls="none", marker=b.style.marker, color=b.style.color,
+                       ms=sizes["marker"], mew=0.4), _legend_label(b)) for b in bands]
+    if any(len(b.limit_time) for b in bands):
+        entries.append((Line2D([], [], ls="none", marker=arrow, ms=sizes["arrow"], mew=0.8,
+                               color="#444444"), "upper limit"))
     return entries
 
 
@@ -590,17 +714,62 @@ def _draw_events(ax, events, fontsize):
     return handles
 
 
-def _event_guides(ax, events):
+def _event_guides(ax, events, xlim=None):
     """Faint vertical lines carrying the events into the data panels."""
-    for t, arch in zip(events["time"].mjd, np.asarray(events["archive"]).astype(str)):
+    times = events["time"].mjd
+    archives = np.asarray(events["archive"]).astype(str)
+    if xlim is not None:
+        keep = (times >= xlim[0]) & (times <= xlim[1])
+        times, archives = times[keep], archives[keep]
+    for t, arch in zip(times, archives):
         ax.axvline(t, color=event_style(arch).color, lw=0.6, ls=":", alpha=0.7, zorder=0)
 
 
-def _flux_label(flux_unit, magnitudes):
+def _axis_label(kind, unit, exponent=0):
+    """``Flux density [10^-15 erg s^-1 cm^-2 A^-1]``: the scale sits in the label."""
+    tex = u.Unit(unit).to_string("latex_inline").strip("$")
+    scale = rf"10^{{{exponent}}}\," if exponent else ""
+    return f"{kind} [${scale}{tex}$]"
+
+
+def _drawn_values(bands):
+    return np.concatenate([np.concatenate([b.y, b.limit_y]) for b in bands] or [[]])
+
+
+def _finish_flux_axis(ax, bands, flux_unit, magnitudes, log_flux, fontsize):
+    """Label and ticks of a flux-density (or magnitude) axis, in one plain format."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    from multilc._plot_axes import LogTicks, PlainFormatter, scale_exponent
+
     if magnitudes:
-        return "AB magnitude [mag]"
-    unit = u.Unit(flux_unit)
-    return f"Flux density [{unit.to_string('latex_inline')}]"
+        ax.set_ylabel("AB magnitude [mag]", fontsize=fontsize)
+        ax.yaxis.set_major_formatter(PlainFormatter())
+        ax.yaxis.minorticks_on()
+        if not ax.yaxis_inverted():
+            ax.invert_yaxis()
+        return
+    exponent = scale_exponent(_drawn_values(bands))
+    ax.set_ylabel(_axis_label("Flux density", flux_unit, exponent), fontsize=fontsize)
+    if log_flux:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogTicks())
+        ax.yaxis.set_major_formatter(PlainFormatter(10.0**exponent, log=True))
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=99))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.yaxis.set_major_formatter(PlainFormatter(10.0**exponent))
+        ax.yaxis.minorticks_on()
+
+
+def _finish_count_axis(ax, bands, fontsize, label=True):
+    from multilc._plot_axes import PlainFormatter, scale_exponent
+
+    exponent = scale_exponent(_drawn_values(bands))
+    if label:
+        ax.set_ylabel(_axis_label("Count rate", "electron / s", exponent), fontsize=fontsize)
+    ax.yaxis.set_major_formatter(PlainFormatter(10.0**exponent))
+    ax.yaxis.minorticks_on()
 
 
 def _xlim(data, panels_bands):
@@ -614,9 +783,20 @@ def _xlim(data, panels_bands):
     return lo - pad, hi + pad
 
 
+def _heading(data):
+    """The object's name, else ``objectid N``."""
+    return data["name"] or f"objectid {data['objectid']}"
+
+
+def _short_title(data):
+    """Name (or objectid) and label, for a single panel."""
+    label = data["label"] if data["label"] and data["label"] != data["name"] else ""
+    return _heading(data) + (f"  |  {label}" if label else "")
+
+
 def _title(data, n_clipped, sigma_clip, width):
-    parts = [f"objectid {data['objectid']}"]
-    if data["label"]:
+    parts = [_heading(data)]
+    if data["label"] and data["label"] != data["name"]:
         parts.append(data["label"])
     ra, dec = data["ra"], data["dec"]
     if np.isfinite(ra.value) and np.isfinite(dec.value):
@@ -630,12 +810,103 @@ def _title(data, n_clipped, sigma_clip, width):
         else:
             lines.append(part)
     lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, budget)]
-    if sigma_clip is not None:
+    if sigma_clip is not None and n_clipped:  # nothing to say when nothing was clipped
+        lo, hi = sigma_clip
+        limits = f"{lo:g}" if lo == hi else f"-{lo:g}/+{hi:g}"
         lines.append(f"{n_clipped} outlier{'s' if n_clipped != 1 else ''} clipped "
-                     f"(> {sigma_clip:g} sigma, see legend)")
+                     f"({limits} sigma, see legend)")
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- count-rate segments
+def _segments(times, gap, most):
+    """(start, end) of the stretches of *times* with no gap longer than *gap* [d].
+
+    When there are more than *most* stretches, the two closest neighbours
+    are merged until *most* remain.
+    """
+    t = np.unique(np.asarray(times, dtype=float))
+    t = t[np.isfinite(t)]
+    if not t.size:
+        return []
+    cut = np.flatnonzero(np.diff(t) > gap)
+    starts, ends = np.r_[t[0], t[cut + 1]], np.r_[t[cut], t[-1]]
+    while len(starts) > most:
+        k = int(np.argmin(starts[1:] - ends[:-1]))
+        starts, ends = np.delete(starts, k + 1), np.delete(ends, k)
+    return [(float(a), float(b)) for a, b in zip(starts, ends)]
+
+
+def _count_rate_segments(ins, xlim, sizes):
+    """Stretches of count rates that need panels of their own, or [] for one panel.
+
+    Count rates (TESS sectors, K2 campaigns) are short, densely sampled
+    stretches: on a time axis of many years a 27-day sector is a vertical
+    stripe.  When any stretch covers less than `_SHORT_SEGMENT` of the axis,
+    each stretch gets a panel with its own time range (a broken axis);
+    stretches are split at gaps longer than 10 days or 1 % of the axis, and
+    at most two rows of panels are drawn.
+    """
+    span = xlim[1] - xlim[0]
+    times = np.concatenate([np.concatenate([b.time, b.limit_time]) for b in ins])
+    segments = _segments(times, max(10.0, 0.01 * span), 2 * sizes["columns"])
+    if any(end - start < _SHORT_SEGMENT * span for start, end in segments):
+        return segments
+    return []
+
+
+def _within(band, lo, hi):
+    """The part of *band* between MJD *lo* and *hi*."""
+    det = (band.time >= lo) & (band.time <= hi)
+    lim = (band.limit_time >= lo) & (band.limit_time <= hi)
+    return replace(band, time=band.time[det], y=band.y[det], yerr=band.yerr[det],
+                   flux=band.flux[det], flux_err=band.flux_err[det],
+                   limit_time=band.limit_time[lim], limit_y=band.limit_y[lim])
+
+
+def _draw_segments(fig, spec, ins, segments, events, sizes, arrow):
+    """Count rates as a broken time axis: one panel per stretch, in rows."""
+    fs = sizes["font"]
+    n = len(segments)
+    columns = min(n, sizes["columns"])
+    rows = -(-n // columns)
+    grid = spec.subgridspec(rows, columns)
+    starts = Time([s for s, _ in segments], format="mjd", scale="tdb").utc.iso
+    axes = []
+    for i, (lo, hi) in enumerate(segments):
+        ax = fig.add_subplot(grid[i // columns, i % columns])
+        ax.set_label("instrumental" if n == 1 else f"instrumental {i + 1}")
+        parts = [b for b in (_within(b, lo, hi) for b in ins)
+                 if len(b.time) or len(b.limit_time)]
+        _draw_bands(ax, parts, sizes, arrow)
+        pad = max(0.03 * (hi - lo), 0.3)
+        ax.set_xlim(lo - pad, hi + pad)
+        _event_guides(ax, events, ax.get_xlim())
+        _finish_count_axis(ax, ins, fs, label=i % columns == 0)
+        _time_axis(ax, sizes, nbins=3 if columns > 2 or sizes["columns"] == 2 else 5)
+        ax.tick_params(labelsize=fs, direction="in", which="both", right=True)
+        ax.set_xlabel("MJD (TDB)", fontsize=fs)
+        names = " + ".join(dict.fromkeys(b.style.label for b in parts))
+        ax.set_title(f"{names}  {starts[i][:10]}, {hi - lo:.3g} d", fontsize=fs - 0.5,
+                     loc="left", pad=2)
+        axes.append(ax)
+    return axes
+
+
+def _mark_segments(ax, ins, segments):
+    """A short bar at the foot of an overview panel where each count-rate stretch lies."""
+    trans = ax.get_xaxis_transform()
+    for lo, hi in segments:
+        inside = [b for b in ins if np.any((b.time >= lo) & (b.time <= hi))]
+        colour = inside[0].style.color if inside else _GREY
+        # A projecting cap keeps a 27-day bar visible on a 14-year axis.
+        (bar,) = ax.plot([lo, hi], [0.012, 0.012], transform=trans, color=colour, lw=4,
+                         solid_capstyle="projecting", alpha=0.8, zorder=1,
+                         label="_count-rate segment")
+        bar.set_gid("count-rate segment")
+
+
+# --------------------------------------------------------------------------- zoom
 def _default_window(time):
     if len(time) < 2:
         return 10 * u.day
@@ -644,7 +915,7 @@ def _default_window(time):
 
 
 def _draw_zoom(ax, band, data, *, zoom_range, window, magnitudes, flux_unit, sizes,
-               wavelength_aa):
+               wavelength_aa, width):
     """The zoom panel: one band, its points and its running mean."""
     st = band.style
     t, y, yerr = band.time, band.y, band.yerr
@@ -654,8 +925,8 @@ def _draw_zoom(ax, band, data, *, zoom_range, window, magnitudes, flux_unit, siz
         lo, hi = float(t.min()), float(t.max())
     keep = (t >= lo) & (t <= hi)
     if not keep.any():
-        raise PlotError(f"objectid {data['objectid']}: band {band.name} has no points in "
-                        f"the zoom range MJD {lo:.2f}-{hi:.2f}")
+        raise PlotError(f"{_describe(data['objectid'], data['name'])}: band {band.name} "
+                        f"has no points in the zoom range MJD {lo:.2f}-{hi:.2f}")
     window = _default_window(t[keep]) if window is None else window
     ax.errorbar(t[keep], y[keep], yerr=yerr[keep], fmt=st.marker, color=st.color,
                 ms=sizes["marker"], mew=0.4, elinewidth=0.5, capsize=0, alpha=0.45, zorder=2)
@@ -681,39 +952,57 @@ def _draw_zoom(ax, band, data, *, zoom_range, window, magnitudes, flux_unit, siz
     (line,) = ax.plot(tm, centre, color="black", lw=1.0, zorder=4)
     line.set_gid("running mean")
     win = window.to_value(u.day)
-    ax.set_title(f"{st.label}: inverse-variance weighted running mean, {win:g} d window",
-                 fontsize=sizes["font"], loc="left", pad=3)
+    title = f"{st.label}: inverse-variance weighted running mean, {win:g} d window"
+    # Wrapped to the figure width: a one-column figure must not clip it.
+    ax.set_title("\n".join(textwrap.wrap(title, int(width * 13))), fontsize=sizes["font"],
+                 loc="left", pad=3)
     ax.set_xlim(lo - 0.02 * (hi - lo) - 0.5, hi + 0.02 * (hi - lo) + 0.5)
+    _time_axis(ax, sizes)
     return window
 
 
+# --------------------------------------------------------------------------- one figure
 def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
          magnitudes=False, log_flux=False, sigma_clip=None, zoom=None, zoom_range=None,
          running_mean_window=None, limit_sigma=3.0, events=True, width=7.0,
          figsize=None, fig=None, ax=None):
     """Draw the light curve of one target.
 
+    Without *ax*: a figure of stacked panels (events, flux densities, count
+    rates, optional zoom).  With *ax*: one panel in that Axes, returned, as
+    matplotlib's own plotting functions do.
+
     Parameters
     ----------
     lc : `~multilc.MultiBandLightCurve`
         Light curve of one or more targets.
-    objectid : int, optional
-        Target to draw; required when *lc* holds several targets.
+    objectid : int or str, optional
+        Target to draw, by objectid or by name (when the light curve has
+        names); required when *lc* holds several targets.
     bands : str or sequence of str, optional
         Bands to draw (``"ztf:g"``); default all.  Events are kept.
     time_range : `~astropy.time.Time` of length 2, optional
         Time interval to draw (any scale; the axis is MJD TDB).
     flux_unit : str or `~astropy.units.Unit`, optional
         Unit of the flux-density axis (default mJy).  Per-wavelength units
-        (erg/s/cm2/Angstrom) convert through each band's wavelength.
+        (erg/s/cm2/Angstrom) convert through each band's wavelength.  A power
+        of ten the numbers need goes into the axis label
+        (``[10^-15 erg s^-1 cm^-2 A^-1]``), not above the axis.
     magnitudes : bool, optional
         Draw AB magnitudes (inverted axis) instead of flux densities.
     log_flux : bool, optional
-        Logarithmic flux axis (ignored with *magnitudes*).
-    sigma_clip : float, optional
-        Drop isolated outliers: points more than this many robust standard
-        deviations from the median of their 7 neighbours in time, per band.
-        Off by default; the number dropped is shown in the title and legend.
+        Logarithmic flux axis (ignored with *magnitudes*); ticks are plain
+        decimals (0.2, 0.5, 1, 2).
+    sigma_clip : float or (float, float), optional
+        Drop outliers per band by iterative sigma clipping
+        (`astropy.stats.sigma_clip`, median centre, standard deviation, at
+        most 5 iterations; the semantics of
+        ``MultiBandLightCurve.remove_outliers``): points further than this
+        many standard deviations from the band's median, or a pair (lower,
+        upper) of limits below and above it, over the points in the drawn
+        time range.  Upper limits neither count nor are clipped.
+        Off by default; the number dropped is shown in the title and legend
+        when it is not zero.
     zoom : None, "auto" or str, optional
         Add a zoom panel on one band: ``"auto"`` takes the calibrated band
         with most detections, or name a band.
@@ -735,52 +1024,93 @@ def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
     fig : `matplotlib.figure.Figure`, optional
         An empty figure to draw into (default: a new pyplot figure).
     ax : `matplotlib.axes.Axes`, optional
-        Draw only the main panel (calibrated bands, events as vertical lines)
-        into this axes; uncalibrated bands are then left out with a warning.
+        Draw one panel into this Axes: the calibrated bands (flux densities),
+        or the count rates when the target has nothing else, with events as
+        dotted vertical lines and a legend.  Count rates next to calibrated
+        bands are left out with a warning (they have no flux scale).
 
     Returns
     -------
-    `matplotlib.figure.Figure`
+    `matplotlib.figure.Figure` or `matplotlib.axes.Axes`
+        The figure; with *ax*, that Axes.
 
     Raises
     ------
     PlotError
-        Several targets and no *objectid*, an unknown objectid or band, or
-        nothing to draw in the chosen bands and time range.
+        Several targets and no *objectid*, an unknown objectid, name or band,
+        or nothing to draw in the chosen bands and time range.
     """
     if not isinstance(lc, MultiBandLightCurve):
         lc = MultiBandLightCurve(lc)
-    if sigma_clip is not None and not (np.isscalar(sigma_clip) and sigma_clip > 0):
-        raise PlotError(f"sigma_clip must be a positive number of sigma, got {sigma_clip!r}")
+    clip = _sigma_pair(sigma_clip)
     data = _target_data(lc, objectid, bands, time_range, flux_unit=flux_unit,
-                        magnitudes=magnitudes, sigma_clip=sigma_clip,
-                        limit_sigma=limit_sigma)
+                        magnitudes=magnitudes, sigma_clip=clip, limit_sigma=limit_sigma)
     if not events:
         data["events"] = data["events"][:0]
+    width = figsize[0] if figsize else (ax.figure.get_figwidth() if ax is not None else width)
+    sizes = dict(_SIZES["narrow" if width < 5 else "wide"])
+    if ax is not None:
+        return _plot_into(ax, data, sizes, flux_unit, magnitudes, log_flux)
+    return _plot_figure(lc, data, sizes, fig=fig, figsize=figsize, width=width, zoom=zoom,
+                        zoom_range=zoom_range, window=running_mean_window,
+                        flux_unit=flux_unit, magnitudes=magnitudes, log_flux=log_flux,
+                        clip=clip)
+
+
+def _plot_into(ax, data, sizes, flux_unit, magnitudes, log_flux):
+    """`plot` with ``ax=``: one panel into the given Axes, which is returned."""
     cal, ins, ev = data["calibrated"], data["instrumental"], data["events"]
-    sizes = dict(_SIZES["narrow" if (figsize[0] if figsize else width) < 5 else "wide"])
+    fs = sizes["font"]
+    arrow = _arrow_marker()
+    if cal and ins:
+        warnings.warn("plot(ax=...) draws one panel, the calibrated bands; uncalibrated "
+                      f"bands {[b.name for b in ins]} (e-/s) are left out; call plot() "
+                      "without ax= for every panel", stacklevel=3)
+    drawn = cal or ins
+    entries = []
+    if drawn:
+        _draw_bands(ax, drawn, sizes, arrow)
+        _event_guides(ax, ev)
+        if cal:
+            _finish_flux_axis(ax, cal, flux_unit, magnitudes, log_flux, fs)
+        else:
+            _finish_count_axis(ax, ins, fs)
+        entries = _legend_entries(drawn, sizes, arrow)
+        for arch in sorted(set(np.asarray(ev["archive"]).astype(str))):
+            from matplotlib.lines import Line2D
+
+            entries.append((Line2D([], [], color=event_style(arch).color, lw=0.8, ls=":"),
+                            event_style(arch).label))
+    else:
+        entries = _draw_events(ax, ev, fs)
+    ax.set_xlim(*_xlim(data, drawn))
+    _time_axis(ax, sizes)
+    ax.set_xlabel("MJD (TDB)", fontsize=fs)
+    ax.tick_params(labelsize=fs, direction="in", which="both", right=True)
+    if not ax.get_title(loc="left"):
+        ax.set_title(_short_title(data), fontsize=fs, loc="left")
+    if entries:
+        ax.legend([h for h, _ in entries], [lab for _, lab in entries], fontsize=fs - 0.5,
+                  frameon=False, handletextpad=0.3, ncols=1 + (len(entries) > 4))
+    return ax
+
+
+def _plot_figure(lc, data, sizes, *, fig, figsize, width, zoom, zoom_range, window,
+                 flux_unit, magnitudes, log_flux, clip):
+    """`plot` without ``ax=``: the figure of stacked panels."""
+    cal, ins, ev = data["calibrated"], data["instrumental"], data["events"]
     fs = sizes["font"]
     arrow = _arrow_marker()
     n_clipped = sum(b.n_clipped for b in cal + ins)
-
-    if ax is not None:
-        if ins and not cal:
-            raise PlotError(f"objectid {data['objectid']}: only uncalibrated (e-/s) bands "
-                            "to draw; with ax= only the main flux panel is drawn")
-        if ins:
-            warnings.warn("plot(ax=...) draws only the calibrated bands; uncalibrated "
-                          f"bands {[b.name for b in ins]} are left out", stacklevel=2)
-        _draw_bands(ax, cal, sizes, arrow)
-        _event_guides(ax, ev)
-        _finish_flux_axis(ax, cal, flux_unit, magnitudes, log_flux, fs)
-        ax.set_xlim(*_xlim(data, cal))
-        ax.set_xlabel("MJD (TDB)", fontsize=fs)
-        return ax.figure
-
-    zoom_band = _pick_zoom(zoom, cal, ins, data["objectid"])
-    panels = [name for name, present in (("events", len(ev) > 0), ("calibrated", bool(cal)),
-                                         ("instrumental", bool(ins))) if present]
-    heights = [sizes[p if p != "calibrated" else "main"] for p in panels]
+    zoom_band = _pick_zoom(zoom, cal, ins, data)
+    xlim = _xlim(data, cal + ins)
+    segments = _count_rate_segments(ins, xlim, sizes) if ins else []
+    stack = [name for name, present in (("events", len(ev) > 0), ("calibrated", bool(cal)),
+                                        ("instrumental", bool(ins) and not segments))
+             if present]
+    heights = [sizes["main" if p == "calibrated" else p] for p in stack]
+    if segments:
+        heights.append(sizes["segments"] * -(-len(segments) // sizes["columns"]))
     if zoom_band is not None:
         heights.append(sizes["zoom"])
     if figsize is None:
@@ -796,59 +1126,55 @@ def plot(lc, objectid=None, *, bands=None, time_range=None, flux_unit="mJy",
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     axes = {}
     first = None
-    for i, name in enumerate(panels):
+    for i, name in enumerate(stack):
         axes[name] = fig.add_subplot(grid[i], sharex=first)
         axes[name].set_label(name)
         first = first or axes[name]
     handles = []
-    xlim = _xlim(data, cal + ins)
     if cal:
-        handles += _draw_bands(axes["calibrated"], cal, sizes, arrow)
+        _draw_bands(axes["calibrated"], cal, sizes, arrow)
         _finish_flux_axis(axes["calibrated"], cal, flux_unit, magnitudes, log_flux, fs)
-    if ins:
-        handles += _draw_bands(axes["instrumental"], ins, sizes, arrow)
-        unit = u.Unit("electron / s").to_string("latex_inline")
-        axes["instrumental"].set_ylabel(f"Count rate [{unit}]", fontsize=fs)
-        axes["instrumental"].tick_params(labelsize=fs)
+    if "instrumental" in axes:
+        _draw_bands(axes["instrumental"], ins, sizes, arrow)
+        _finish_count_axis(axes["instrumental"], ins, fs)
+    handles += _legend_entries(cal + ins, sizes, arrow)
     if len(ev):
-        handles += _draw_events(axes["events"], ev, fs)
+        handles = _draw_events(axes["events"], ev, fs) + handles
         for name in ("calibrated", "instrumental"):
             if name in axes:
                 _event_guides(axes[name], ev)
-    if any(len(b.limit_time) for b in cal + ins):
-        from matplotlib.lines import Line2D
-
-        handles.append((Line2D([], [], ls="none", marker=arrow, ms=sizes["arrow"], mew=0.8,
-                               color="#444444"), "upper limit"))
-    shared = [axes[p] for p in panels]
+    shared = [axes[p] for p in stack]
     for a in shared:
         a.tick_params(labelsize=fs, direction="in", which="both", top=False, right=True)
-        # Minor ticks on y only: x minor ticks on every shared panel cost
-        # more drawing time than they add information under a year axis.
-        a.yaxis.minorticks_on()
     for a in shared[:-1]:
         a.tick_params(labelbottom=False)
-    shared[0].set_xlim(*xlim)
-    shared[-1].set_xlabel("MJD (TDB)", fontsize=fs)
-    _add_year_axis(shared[0], xlim, fs)
+    if shared:
+        shared[0].set_xlim(*xlim)
+        _time_axis(shared[-1], sizes)
+        shared[-1].set_xlabel("MJD (TDB)", fontsize=fs)
+        _add_date_axis(shared[0], sizes)
+        if segments:
+            _mark_segments(shared[-1], ins, segments)
+    row = len(stack)
+    if segments:
+        _draw_segments(fig, grid[row], ins, segments, ev, sizes, arrow)
+        row += 1
     if zoom_band is not None:
-        zax = fig.add_subplot(grid[len(panels)])
+        zax = fig.add_subplot(grid[row])
         zax.set_label("zoom")
         wav = _band_wavelength(lc, zoom_band.name)
         is_cal = zoom_band in cal
-        _draw_zoom(zax, zoom_band, data, zoom_range=zoom_range, window=running_mean_window,
+        _draw_zoom(zax, zoom_band, data, zoom_range=zoom_range, window=window,
                    magnitudes=magnitudes and is_cal, flux_unit=flux_unit, sizes=sizes,
-                   wavelength_aa=wav if is_cal else None)
+                   wavelength_aa=wav if is_cal else None, width=figsize[0])
         if is_cal:
             _finish_flux_axis(zax, [zoom_band], flux_unit, magnitudes, log_flux, fs)
         else:
-            zax.set_ylabel(axes["instrumental"].get_ylabel(), fontsize=fs)
+            _finish_count_axis(zax, [zoom_band], fs)
         zax.tick_params(labelsize=fs, direction="in", which="both", right=True)
-        zax.minorticks_on()
         zax.set_xlabel("MJD (TDB)", fontsize=fs)
-        _event_guides(zax, ev[(ev["time"].mjd >= zax.get_xlim()[0]) &
-                              (ev["time"].mjd <= zax.get_xlim()[1])])
-    fig.suptitle(_title(data, n_clipped, sigma_clip, figsize[0]), fontsize=fs, x=0.01,
+        _event_guides(zax, ev, zax.get_xlim())
+    fig.suptitle(_title(data, n_clipped, clip, figsize[0]), fontsize=fs, x=0.01,
                  ha="left")
     ncols = min(len(handles), 3 if figsize[0] < 5 else 5)
     fig.legend([h for h, _ in handles], [lab for _, lab in handles],
@@ -863,23 +1189,10 @@ def _band_wavelength(lc, name):
     return float(wav[0].to_value(u.AA)) if len(wav) else None
 
 
-def _finish_flux_axis(ax, bands, flux_unit, magnitudes, log_flux, fontsize):
-    ax.set_ylabel(_flux_label(flux_unit, magnitudes), fontsize=fontsize)
-    if magnitudes:
-        ax.invert_yaxis()
-    elif log_flux:
-        from matplotlib.ticker import LogFormatter
-
-        ax.set_yscale("log")
-        # Plain numbers (0.2, 0.5, 1) rather than 2x10^-1 on the flux axis.
-        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False,
-                                                  minor_thresholds=(2, 0.5)))
-
-
-def _pick_zoom(zoom, cal, ins, objectid):
+def _pick_zoom(zoom, cal, ins, data):
     if zoom is None:
         return None
+    who = _describe(data["objectid"], data["name"])
     if zoom == "auto":
         pool = cal or ins
         if not pool:
@@ -888,16 +1201,32 @@ def _pick_zoom(zoom, cal, ins, objectid):
     for b in cal + ins:
         if b.name == zoom:
             if not len(b.time):
-                raise PlotError(f"objectid {objectid}: zoom band {zoom} has only upper "
-                                "limits in the chosen range")
+                raise PlotError(f"{who}: zoom band {zoom} has only upper limits in the "
+                                "chosen range")
             return b
-    raise PlotError(f"objectid {objectid}: zoom band {zoom!r} has no data in the chosen "
-                    f"bands and time range (plotted: {[b.name for b in cal + ins]})")
+    raise PlotError(f"{who}: zoom band {zoom!r} has no data in the chosen bands and time "
+                    f"range (plotted: {[b.name for b in cal + ins]})")
 
 
 # --------------------------------------------------------------------------- many targets
-def _file_stem(objectid, label):
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", str(label)).strip("_")[:60]
+def _slug(text):
+    """A file-name-safe form of *text*: runs of other characters become ``_``.
+
+    Letters, digits, ``+``, ``-`` and ``.`` are kept, so that ``PKS 2155-304``
+    gives ``PKS_2155-304`` and ``J1234+5678`` stays as it is.
+    """
+    return re.sub(r"[^A-Za-z0-9+\-.]+", "_", str(text)).strip("_.")[:60]
+
+
+def _file_stem(objectid, label, name=""):
+    """File name (without suffix) of one target's figure.
+
+    The object's name when it has one (``Mrk 590`` -> ``Mrk_590``), else
+    ``<objectid>_<label>`` as before names existed.
+    """
+    if name and _slug(name):
+        return _slug(name)
+    slug = _slug(label) if label is not None else ""
     return f"{objectid}_{slug}" if slug else str(objectid)
 
 
@@ -909,8 +1238,10 @@ def plot_all(lc, path, *, progress=True, dpi=150, **plot_kwargs):
     lc : `~multilc.MultiBandLightCurve`
     path : str or `pathlib.Path`
         A path ending in ``.pdf`` gives one PDF with one page per target;
-        anything else is a folder (created if needed) that receives
-        ``<objectid>_<label>.png`` per target.
+        anything else is a folder (created if needed) that receives one PNG
+        per target, named after the object (``Mrk_590.png``), or
+        ``<objectid>_<label>.png`` for objects without a name.  Two objects
+        with the same name get their objectid appended to the second.
     progress : bool, optional
         Show a tqdm progress bar.
     dpi : float, optional
@@ -938,7 +1269,8 @@ def plot_all(lc, path, *, progress=True, dpi=150, **plot_kwargs):
     if not n:
         raise PlotError("the light curve is empty: no target to plot")
     labels = lc.labels
-    skipped, written = [], []
+    names = _object_names(lc)
+    skipped, written, stems = [], [], set()
     pdf = None
     if path.suffix.lower() == ".pdf":
         from matplotlib.backends.backend_pdf import PdfPages
@@ -961,7 +1293,11 @@ def plot_all(lc, path, *, progress=True, dpi=150, **plot_kwargs):
                 if pdf is not None:
                     pdf.savefig(fig, dpi=dpi)
                 else:
-                    out = path / f"{_file_stem(oid, labels[oid])}.png"
+                    stem = _file_stem(oid, labels.get(oid), names.get(oid, ""))
+                    if stem.lower() in stems:  # case-insensitive file systems too
+                        stem = f"{stem}_{oid}"
+                    stems.add(stem.lower())
+                    out = path / f"{stem}.png"
                     fig.savefig(out, dpi=dpi)
                     written.append(out)
                 bar.update()

@@ -172,9 +172,13 @@ TIME_SYSTEMS: dict[str, TimeSystem] = {
         TimeSystem(
             "ztf.hmjd",
             "ZTF light-curve 'hmjd': heliocentric MJD (UTC) at mid-exposure, Palomar.",
-            "ZTF DR explanatory notes (IRSA); Masci et al. 2019 PASP 131 018003. Whether the "
+            "ZTF DR explanatory notes (IRSA); Masci et al. 2019 PASP 131 018003. The time "
+            "SCALE of hmjd (UTC or TDB) is not stated in any ZTF document we could read "
+            "(nor in the ZTF Explanatory Supplement, as noted in "
+            "ZwickyTransientFacility/ztf-avro-alert issue #11, 2025); UTC is ASSUMED: if it "
+            "were TDB, times would be 69.184 s late (TDB-UTC since 2017). Whether the "
             "observatory or the geocentre was used for the heliocentric correction is not "
-            "documented; the two differ by < 21 ms. Palomar is assumed.",
+            "documented either; the two differ by < 21 ms. Palomar is assumed.",
             "utc",
             0.0,
             "heliocentric",
@@ -185,7 +189,9 @@ TIME_SYSTEMS: dict[str, TimeSystem] = {
             "Pan-STARRS1 Detection 'obsTime': MJD of the exposure mid-point in TAI (not UTC), "
             "Haleakala.",
             "MAST PS1 FAQ, 'PS1 Timing': Detection.obsTime is TAI (34-37 s ahead of UTC) and "
-            "the mean time of the exposure (start + 15 s)",
+            "the mean time of the exposure (start + 15 s); MAST 'PS1 Detection table "
+            "fields': obsTime 'Modified Julian Date at the midpoint of the observation. "
+            "Note these are international atomic time rather than UTC'",
             "tai",
             0.0,
             "topocentric",
@@ -240,7 +246,10 @@ TIME_SYSTEMS: dict[str, TimeSystem] = {
             "mjd_utc_geocentric",
             "MJD (UTC) measured on a spacecraft in low Earth orbit (HEASARC Fermi GBM and "
             "BeppoSAX trigger times, HST), taken at the geocentre (< 23 ms error).",
-            "HEASARC FERMIGTRIG / SAXGRBMGRB table 'time' column (MJD); scale assumed UTC",
+            "HEASARC FERMIGTRIG / SAXGRBMGRB table 'time' column (MJD); scale assumed UTC. "
+            "For the HCV 'MJD' column no document we could read (MAST HSC/HCV API docs, "
+            "HCV_API_demo.ipynb, Bonanos et al. 2019) states the scale; UTC is ASSUMED "
+            "(if it were TT: 60-69 s late over 1993-2017)",
             "utc",
             0.0,
             "geocentric",

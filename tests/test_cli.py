@@ -59,8 +59,10 @@ def test_collect_partial_failure_exit_1_file_still_written(service, targets_file
     captured = capsys.readouterr().out
     assert "failures" in captured and "[demo]" in captured and "503" in captured
     lc = MultiBandLightCurve.read(out)
-    # 5 faults with 2 attempts per batch: the first two batches fail, the third works
-    assert list(lc.objectids) == [3]
+    # 5 faults with 2 attempts per batch: the first two batches fail, the third works;
+    # every target asked for stays in the file, the failed ones without data
+    assert list(lc.objectids) == [1, 2, 3]
+    assert sorted(set(lc.objectid.tolist())) == [3]
 
 
 @pytest.mark.parametrize("argv, message", [

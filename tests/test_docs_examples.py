@@ -56,7 +56,7 @@ def built(tmp_path_factory):
 
 def test_every_offline_example_runs(built):
     runs, _, _ = built
-    assert set(runs) == {TUTORIAL, NOTEBOOK}
+    assert {TUTORIAL, NOTEBOOK} <= set(runs)   # and the figure gallery
     for page, run in runs.items():
         assert run.failed == 0, run.report
     # Guards against prompts being lost: the pages hold this many examples.

@@ -116,9 +116,11 @@ def test_get_flux_other_units(lc):
 
 def test_to_abmag(lc):
     mag, mag_err = lc.to_abmag()
-    # 1 mJy is AB 16.4 (0 AB = 3631 Jy): -2.5 log10(1e-3/3631)
-    expected = -2.5 * np.log10(lc.flux.to_value(u.Jy) / 3631.0)
-    np.testing.assert_allclose(mag.value, expected)
+    # astropy's AB definition (0 AB = 3630.78 Jy, not the rounded 3631 Jy):
+    # 1 mJy is AB 16.4 exactly
+    expected = lc.flux.to(u.ABmag).value
+    np.testing.assert_allclose(mag.value, expected, rtol=0, atol=1e-12)
+    assert abs(mag.value[lc.flux.value == 1.0][0] - 16.4) < 1e-12
     np.testing.assert_allclose(mag_err.value, 1.0857362047581294 * lc.flux_err.value /
                                lc.flux.value)
 

@@ -84,8 +84,12 @@ from astropy import units as u
 from astropy.table import Table, vstack
 from astropy.time import Time
 
-from multilc.collect.api import (Archive, ParseResult, http_request, http_session,
-                                 register_archive)
+from multilc.collect.api import (Archive, Failure, HTMLPageError, ParseResult, http_request,
+                                 http_session, register_archive)
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      TruncatedResponse, html_answer_of,
+                                      record_last_response, table_from_text)
+from multilc.errors import FileFormatError, InputError, MultilcError
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import gaia_electrons_to_flux
@@ -164,6 +168,53 @@ DATA_STRUCTURES = ("INDIVIDUAL", "COMBINED", "RAW")
 PRODUCT_FORMATS = ("votable", "csv", "ecsv", "fits")
 REJECTION_FLAGS = ("photometry", "variability")
 _NULL_FLUX_REASON = "flux null (unavailable)"
+#: Gaia epoch-photometry times are BJD(TCB) - 2455197.5 (DR3 data model), i.e.
+#: MJD - 55197: the plausible MJD range in that system.
+GAIA_TIME_RANGE = (MJD_RANGE[0] - 55197.0, MJD_RANGE[1] - 55197.0)
+_E_PER_S = u.electron / u.s
+#: The Gaia archive declares epoch fluxes as ``s-1`` (electrons implicit) in
+#: its DR3 VOTable products, for example the product in pyvo's test data
+#: ``pyvo/mivot/tests/data/test.mivot_viewer.xml``: accepted as e-/s.
+_FLUX_UNITS_SEEN = (1 / u.s,)
+
+#: Units of the per-transit layout (DR3 data model of ``epoch_photometry``:
+#: time [d], flux and flux_error [e-/s], mag [mag]).  A unit a product
+#: declares (VOTable, ECSV and FITS products do) is converted; CSV products
+#: declare none and are taken to be in these.  Nothing is dropped here: the
+#: values are checked by `TRANSIT_CONTRACT` once every layout is normalised.
+TRANSIT_UNITS = ResponseContract(
+    archive=NAME, what="epoch-photometry product",
+    fields=(Field("source_id", "int", nullable=True, required=False, fill=-1),
+            Field("transit_id", "int", nullable=True, required=False, fill=-1),
+            Field("band", "str", nullable=True),
+            Field("time", "float", unit=u.d, nullable=True),
+            Field("flux", "float", unit=_E_PER_S, nullable=True, accepts=_FLUX_UNITS_SEEN),
+            Field("flux_error", "float", unit=_E_PER_S, nullable=True, required=False,
+                  accepts=_FLUX_UNITS_SEEN),
+            Field("mag", "float", unit=u.mag, nullable=True, required=False),
+            Field("rejected_by_photometry", "bool", nullable=True, required=False),
+            Field("rejected_by_variability", "bool", nullable=True, required=False),
+            Field("other_flags", "int", nullable=True, required=False, fill=0)))
+#: What a per-transit row must hold to become a measurement.  Null fluxes
+#: and times are counted separately (``flux null (unavailable)``), after the
+#: rejection flags; here: times outside `GAIA_TIME_RANGE`, non-positive flux
+#: errors and non-finite values.
+TRANSIT_CONTRACT = ResponseContract(
+    archive=NAME, what="epoch photometry",
+    fields=(Field("time", "float", unit=u.d, valid=GAIA_TIME_RANGE, nullable=True),
+            Field("flux", "float", unit=_E_PER_S, nullable=True),
+            Field("flux_error", "float", unit=_E_PER_S, positive=True, nullable=True),
+            Field("mag", "float", unit=u.mag, valid=(-5.0, 30.0), nullable=True)))
+#: What the TAP crossmatch must hold (``dist`` in deg as ADQL DISTANCE
+#: returns; a declared unit is converted).
+MATCH_CONTRACT = ResponseContract(
+    archive=NAME, what="TAP crossmatch",
+    fields=(Field("objectid", "int"), Field("source_id", "int"),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0)),
+            Field("dist", "float", unit=u.deg, valid=(0.0, 180.0)),
+            Field("has_epoch_photometry", "bool", required=False, nullable=True,
+                  fill=True)))
 
 
 # --------------------------------------------------------------------------- layouts
@@ -189,6 +240,14 @@ def _array_cells(col):
     How the Gaia archive writes RAW array cells in CSV is not documented where
     we could read it; "(1.0, 2.0)", "[1.0, 2.0]" and "{1.0 2.0}" are accepted.
     """
+    try:
+        return _array_cells_unchecked(col)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ResponseError(f"array column {getattr(col, 'name', '')!r} holds cells that "
+                            f"are not numbers: {exc}", archive=NAME) from None
+
+
+def _array_cells_unchecked(col):
     cells = []
     for cell in col:
         if isinstance(cell, (str, bytes)):
@@ -205,6 +264,26 @@ def _array_cells(col):
             # Booleans (rejection flags) become 0/1; masked cells NaN.
             cells.append(np.ma.filled(np.ma.asarray(cell).astype(float), np.nan))
     return cells
+
+
+def _unit_factor(table, name, unit):
+    """Factor turning column *name*'s declared unit into *unit* (1 if none declared)."""
+    from multilc.collect.contract import declared_unit
+
+    try:
+        have = declared_unit(table, name)
+    except ValueError as exc:
+        raise ResponseError(f"column {name!r}: {exc}", archive=NAME) from None
+    field = Field(name, unit=unit, accepts=_FLUX_UNITS_SEEN if unit == _E_PER_S else ())
+    try:
+        return field.factor(have)
+    except u.UnitConversionError:
+        raise ResponseError(f"column {name!r} is declared in {have}, which cannot be "
+                            f"converted to {unit}", archive=NAME) from None
+
+
+def _scaled(cells, factor):
+    return cells if factor == 1.0 else [c * factor for c in cells]
 
 
 def epoch_table_from_raw(raw):
@@ -228,16 +307,19 @@ def epoch_table_from_raw(raw):
     for band, (tcol, fcol, ecol, mcol, vcol, pcol) in RAW_BAND_COLUMNS.items():
         if tcol not in raw.colnames or fcol not in raw.colnames:
             continue
-        times, fluxes = _array_cells(raw[tcol]), _array_cells(raw[fcol])
-        errs = _array_cells(raw[ecol]) if ecol in raw.colnames else None
-        mags = _array_cells(raw[mcol]) if mcol in raw.colnames else None
+        times = _scaled(_array_cells(raw[tcol]), _unit_factor(raw, tcol, u.d))
+        fluxes = _scaled(_array_cells(raw[fcol]), _unit_factor(raw, fcol, _E_PER_S))
+        errs = (_scaled(_array_cells(raw[ecol]), _unit_factor(raw, ecol, _E_PER_S))
+                if ecol in raw.colnames else None)
+        mags = (_scaled(_array_cells(raw[mcol]), _unit_factor(raw, mcol, u.mag))
+                if mcol in raw.colnames else None)
         var = _array_cells(raw[vcol]) if vcol in raw.colnames else None
         phot = _array_cells(raw[pcol]) if pcol and pcol in raw.colnames else None
         for i in range(len(raw)):
             n = len(times[i])
             if len(fluxes[i]) != n:
-                raise ValueError(f"{NAME}: source {source[i]} has {n} {tcol} values but "
-                                 f"{len(fluxes[i])} {fcol} values")
+                raise ResponseError(f"source {source[i]} has {n} {tcol} values but "
+                                    f"{len(fluxes[i])} {fcol} values", archive=NAME)
 
             def get(cells, fill):
                 return cells[i] if cells is not None and len(cells[i]) == n else np.full(n, fill)
@@ -267,36 +349,23 @@ def _normalise(table, where):
         if "source_id" not in cols:
             sid = table.meta.get("SOURCEID", table.meta.get("source_id"))
             if sid is None:
-                raise ValueError(f"{NAME}: {where} has no source_id column or SOURCEID "
-                                 "header")
+                raise ResponseError(f"{where} has no source_id column or SOURCEID header",
+                                    archive=NAME)
             table = table.copy(copy_data=False)
-            table["source_id"] = np.full(len(table), int(sid), dtype="int64")
-        n = len(table)
-        return Table({
-            "source_id": _plain(table["source_id"], "int64", -1),
-            "transit_id": (_plain(table["transit_id"], "int64", -1)
-                           if "transit_id" in cols else np.full(n, -1, "int64")),
-            "band": np.char.strip(_plain(table["band"], str, "")),
-            "time": _plain(table["time"], float, np.nan),
-            "mag": (_plain(table["mag"], float, np.nan) if "mag" in cols
-                    else np.full(n, np.nan)),
-            "flux": _plain(table["flux"], float, np.nan),
-            "flux_error": (_plain(table["flux_error"], float, np.nan)
-                           if "flux_error" in cols else np.full(n, np.nan)),
-            "rejected_by_photometry": (_as_bool(table["rejected_by_photometry"])
-                                       if "rejected_by_photometry" in cols
-                                       else np.zeros(n, bool)),
-            "rejected_by_variability": (_as_bool(table["rejected_by_variability"])
-                                        if "rejected_by_variability" in cols
-                                        else np.zeros(n, bool)),
-            "other_flags": (_plain(table["other_flags"], "int64", 0)
-                            if "other_flags" in cols else np.zeros(n, "int64")),
-        })
+            try:
+                table["source_id"] = np.full(len(table), int(sid), dtype="int64")
+            except (TypeError, ValueError) as exc:
+                raise ResponseError(f"{where}: SOURCEID header {sid!r} is not an id",
+                                    archive=NAME) from exc
+        checked = TRANSIT_UNITS.check(table)
+        out = Table({c: checked[c] for c in TRANSIT_COLUMNS})
+        out["band"] = np.char.strip(np.asarray(out["band"], dtype=str))
+        return out
     if "source_id" in cols and any(c[0] in cols for c in RAW_BAND_COLUMNS.values()):
         return epoch_table_from_raw(table)
-    raise ValueError(f"{NAME}: {where} is not an epoch-photometry table (neither the "
-                     "per-transit columns band/time/flux nor the RAW arrays "
-                     f"g_transit_time/...); it has {table.colnames}")
+    raise ResponseError(f"{where} is not an epoch-photometry table (neither the "
+                        "per-transit columns band/time/flux nor the RAW arrays "
+                        f"g_transit_time/...); it has {table.colnames}", archive=NAME)
 
 
 def _tables_from_bytes(content, name):
@@ -305,35 +374,52 @@ def _tables_from_bytes(content, name):
     if suffix in (".xml", ".vot", ".votable"):
         from astropy.io import votable
 
-        vot = votable.parse(io.BytesIO(content))
-        tables = [t.to_table(use_names_over_ids=True) for t in vot.iter_tables()]
+        from multilc.collect.contract import check_votable_status
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", votable.exceptions.VOWarning)
+                vot = votable.parse(io.BytesIO(content))
+            tables = [t.to_table(use_names_over_ids=True) for t in vot.iter_tables()]
+        except Exception as exc:  # noqa: BLE001 - any parser failure is the product's
+            raise ResponseError(f"{name} is not a readable VOTable: {type(exc).__name__}: "
+                                f"{str(exc)[:200]}", archive=NAME) from exc
+        check_votable_status(vot, archive=NAME, what=name)
         epoch = [t for t in tables if {"band", "time", "flux"} <= set(t.colnames)
                  or "g_transit_time" in t.colnames or "bp_obs_time" in t.colnames]
         return epoch or tables
-    if suffix == ".ecsv":
-        return [Table.read(content.decode(), format="ascii.ecsv")]
-    if suffix == ".csv":
-        return [Table.read(content.decode(), format="ascii.csv")]
+    if suffix in (".ecsv", ".csv"):
+        # Answer text is parsed as text, never opened as a file name or URL.
+        return [table_from_text(content, suffix[1:], archive=NAME, what=name)]
     if suffix in (".fits", ".fit"):
         from astropy.io import fits
 
         out = []
-        with fits.open(io.BytesIO(content)) as hdul:
-            for hdu in hdul[1:]:
-                if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
-                    t = Table.read(hdu)
-                    out.append(t)
+        try:
+            with fits.open(io.BytesIO(content)) as hdul:
+                for hdu in hdul[1:]:
+                    if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+                        out.append(Table.read(hdu))
+        except Exception as exc:  # noqa: BLE001
+            raise ResponseError(f"{name} is not a readable FITS table: "
+                                f"{type(exc).__name__}: {str(exc)[:200]}",
+                                archive=NAME) from exc
         return out
     if suffix == ".zip":
-        out = []
+        return [t for member, data in _zip_members(content, name)
+                for t in _tables_from_bytes(data, member)]
+    raise ResponseError(f"cannot tell the format of {name!r} (expected .xml, .vot, "
+                        ".csv, .ecsv, .fits or .zip)", archive=NAME)
+
+
+def _zip_members(content, name):
+    """``(member name, bytes)`` for each file in the zip *content* (checked: CRCs)."""
+    try:
         with zipfile.ZipFile(io.BytesIO(content)) as zf:
-            for member in zf.namelist():
-                if member.endswith("/"):
-                    continue
-                out.extend(_tables_from_bytes(zf.read(member), member))
-        return out
-    raise ValueError(f"{NAME}: cannot tell the format of {name!r} (expected .xml, .vot, "
-                     ".csv, .ecsv, .fits or .zip)")
+            return [(m, zf.read(m)) for m in zf.namelist() if not m.endswith("/")]
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, ...
+        raise ResponseError(f"{name} is not a readable zip (cut off or damaged): "
+                            f"{type(exc).__name__}: {exc}", archive=NAME) from exc
 
 
 def epoch_table_from_bytes(content, name):
@@ -350,7 +436,7 @@ def _check_drop(drop_rejected):
     drops = tuple(drop_rejected or ())
     bad = [d for d in drops if d not in REJECTION_FLAGS]
     if bad:
-        raise ValueError(f"{NAME}: drop_rejected entries must be among {REJECTION_FLAGS}, "
+        raise InputError(f"{NAME}: drop_rejected entries must be among {REJECTION_FLAGS}, "
                          f"got {bad}")
     return drops
 
@@ -380,11 +466,17 @@ def transits_to_lightcurve(ep, objectid, separation, *, drop_rejected=REJECTION_
     n = len(ep)
     if n == 0:
         return MultiBandLightCurve.empty(), dropped
+    checked = TRANSIT_CONTRACT.check(ep)
+    dropped.update(checked.dropped)
+    if len(checked) < n:
+        ep, objectid = ep[checked.index], np.asarray(objectid)[checked.index]
+        separation = u.Quantity(separation)[checked.index]
+        n = len(ep)
     band = np.asarray(ep["band"], dtype=str)
     unknown = ~np.isin(band, list(BANDS))
     if unknown.any():
-        raise ValueError(f"{NAME}: unknown band values {sorted(set(band[unknown]))}; "
-                         "Gaia epoch photometry has G, BP and RP")
+        raise ResponseError(f"unknown band values {sorted(set(band[unknown]))[:5]}; Gaia "
+                            "epoch photometry has G, BP and RP", archive=NAME)
     flux = np.asarray(ep["flux"], dtype=float)
     time = np.asarray(ep["time"], dtype=float)
     rej_p = np.asarray(ep["rejected_by_photometry"], dtype=bool)
@@ -502,28 +594,25 @@ class Gaia(Archive):
         """Raw answers for *batch*: the crossmatch and the DataLink zips (dict)."""
         if batch.options.get("route") == "bulk":
             return _bulk_query(self, batch)
-        matches = self._crossmatch(batch)
-        has_ep = (np.asarray(matches["has_epoch_photometry"]).astype(str)
-                  if "has_epoch_photometry" in matches.colnames else None)
-        ids = np.asarray(matches["source_id"], dtype="int64")
-        if has_ep is not None:
-            ids = ids[np.isin(np.char.lower(has_ep), ("true", "t", "1"))]
-        ids = np.unique(ids)
+        checked = MATCH_CONTRACT.check(self._crossmatch(batch),
+                                       objectids=batch.objectid.tolist())
+        ids = np.unique(checked["source_id"][checked["has_epoch_photometry"]])
         zips = self._datalink(batch, ids)
-        return {"route": "service", "matches": _matches_table(matches), "zips": zips,
-                "data_structure": self._structure(), "format": self._product_format()}
+        return {"route": "service", "matches": _matches_table(checked), "zips": zips,
+                "match_dropped": checked.dropped, "data_structure": self._structure(),
+                "format": self._product_format()}
 
     def _structure(self):
         value = str(self.setting("data_structure")).upper()
         if value not in DATA_STRUCTURES:
-            raise ValueError(f"{NAME}: data_structure must be one of {DATA_STRUCTURES}, "
+            raise InputError(f"{NAME}: data_structure must be one of {DATA_STRUCTURES}, "
                              f"got {value!r}")
         return value
 
     def _product_format(self):
         value = str(self.setting("product_format")).lower()
         if value not in PRODUCT_FORMATS:
-            raise ValueError(f"{NAME}: product_format must be one of {PRODUCT_FORMATS}, "
+            raise InputError(f"{NAME}: product_format must be one of {PRODUCT_FORMATS}, "
                              f"got {value!r}")
         return value
 
@@ -540,12 +629,13 @@ class Gaia(Archive):
 
     def _crossmatch(self, batch):
         import pyvo
-        from pyvo.dal import DALQueryError, DALServiceError
+        import requests
+        from pyvo.dal import DALFormatError, DALQueryError, DALServiceError
 
         upload = Table({"objectid": np.asarray(batch.objectid, "int64"),
                         "ra": np.asarray(batch.ra, float), "dec": np.asarray(batch.dec, float)})
-        service = pyvo.dal.TAPService(self.setting("tap_url"),
-                                      session=http_session(self.timeout))
+        session = record_last_response(http_session(self.timeout))
+        service = pyvo.dal.TAPService(self.setting("tap_url"), session=session)
         try:
             with warnings.catch_warnings():
                 # An overflow is checked below and reported as a failure.
@@ -553,28 +643,33 @@ class Gaia(Archive):
                 result = service.run_sync(self.adql(), uploads={"mytable": upload})
         except DALQueryError as exc:
             raise self.error(f"the TAP crossmatch was refused: {exc}", batch) from exc
+        except requests.RequestException as exc:
+            raise self.error(f"TAP request failed: {exc}", batch, transient=True) from exc
+        except (DALFormatError, ValueError) as exc:  # not a VOTable (HTML, cut, ...)
+            if isinstance(getattr(exc, "cause", None), requests.RequestException):
+                # pyvo wraps a connection broken while reading the VOTable
+                raise self.error(f"TAP answer broke off: {exc}", batch,
+                                 transient=True) from exc
+            problem = html_answer_of(session, archive=NAME, what="TAP crossmatch answer",
+                                     objectids=batch.objectid.tolist())
+            if problem is not None:
+                raise problem from exc
+            raise self.error(f"the TAP service answered something that is not a "
+                             f"VOTable: {exc}", batch) from exc
         except DALServiceError as exc:
             code = getattr(exc, "code", None)
             transient = code is None or code == 429 or (isinstance(code, int) and code >= 500)
             raise self.error(f"TAP service error: {exc}", batch,
                              transient=transient) from exc
-        except ValueError as exc:  # not a VOTable (an HTML page, ...)
-            raise self.error(f"the TAP service answered something that is not a "
-                             f"VOTable: {exc}", batch) from exc
         if str(getattr(result, "query_status", "OK")).upper() == "OVERFLOW":
             raise self.error(f"the TAP service cut the crossmatch at {len(result)} rows "
                              "(its row limit); use a smaller chunk_size or radius", batch)
-        table = result.to_table()
-        missing = [c for c in ("objectid", "source_id", "ra", "dec", "dist")
-                   if c not in table.colnames]
-        if missing:
-            raise self.error(f"TAP answer lacks columns {missing}", batch)
-        return table
+        return result.to_table()
 
     def _datalink(self, batch, ids):
         chunk = int(self.setting("datalink_chunk_size"))
         if not 1 <= chunk <= MAX_DATALINK_IDS:
-            raise ValueError(f"{NAME}: datalink_chunk_size must be 1-{MAX_DATALINK_IDS} "
+            raise InputError(f"{NAME}: datalink_chunk_size must be 1-{MAX_DATALINK_IDS} "
                              f"(the archive's limit), got {chunk}")
         session = http_session(self.timeout)
         url = self.setting("datalink_url")
@@ -589,10 +684,25 @@ class Gaia(Archive):
             resp = http_request(self, batch, "POST", url, session=session, data=data,
                                 timeout=self.timeout)
             body = resp.content
+            problem = html_answer_of(resp, archive=NAME, what="DataLink answer",
+                                     objectids=batch.objectid.tolist())
+            if isinstance(problem, HTMLPageError):
+                raise problem
             if not body.startswith(b"PK"):
                 head = body[:200].decode("utf-8", "replace").strip().replace("\n", " ")
                 raise self.error(f"DataLink answered something that is not a zip for "
                                  f"{len(part)} source ids: {head!r}", batch)
+            try:
+                with zipfile.ZipFile(io.BytesIO(body)) as zf:
+                    damaged = zf.testzip()
+            except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error
+                damaged = f"{type(exc).__name__}: {exc}"
+            if damaged is not None:
+                # A zip cut short in transmission (its central directory is at
+                # the end): worth asking again.
+                raise TruncatedResponse(f"DataLink zip for {len(part)} source ids is cut "
+                                        f"off or damaged ({damaged})", archive=NAME,
+                                        objectids=batch.objectid.tolist())
             zips.append(body)
         return zips
 
@@ -602,23 +712,63 @@ class Gaia(Archive):
         if raw.get("route") == "bulk":
             return _bulk_parse(self, raw, batch)
         matches = _select_matches(Table(raw["matches"]), self.options["match"])
-        tables = [epoch_table_from_bytes(z, "datalink.zip") for z in raw["zips"]]
-        ep = (vstack(tables, metadata_conflicts="silent") if len(tables) > 1
-              else tables[0] if tables else None)
-        if ep is None or not len(ep):
-            return ParseResult(MultiBandLightCurve.empty())
-        rows, oids, seps = _attach_targets(ep, matches)
-        lc, dropped = transits_to_lightcurve(ep[rows], oids, seps * u.arcsec,
-                                             drop_rejected=self.options["drop_rejected"])
-        return ParseResult(lc, dropped)
+        dropped = dict(raw.get("match_dropped", {}))
+        failures, pieces = [], []
+        for k, content in enumerate(raw["zips"]):
+            try:
+                members = _zip_members(content, f"DataLink zip {k + 1}")
+            except MultilcError as exc:
+                failures.append(_failure(matches, None, exc))
+                continue
+            for member, data in members:
+                # One source's product failing costs that source's targets only.
+                sid = _source_id_of(member)
+                try:
+                    ep = epoch_table_from_bytes(data, member)
+                    rows, oids, seps = _attach_targets(ep, matches)
+                    if not len(rows):
+                        continue
+                    lc, drops = transits_to_lightcurve(
+                        ep[rows], oids, seps * u.arcsec,
+                        drop_rejected=self.options["drop_rejected"])
+                except Exception as exc:  # noqa: BLE001 - reported per source
+                    failures.append(_failure(matches, sid, exc, member))
+                    continue
+                pieces.append(lc)
+                for reason, count in drops.items():
+                    dropped[reason] = dropped.get(reason, 0) + count
+        lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
+        return ParseResult(lc, dropped, failures)
 
 
-def _matches_table(table):
-    """Plain picklable crossmatch table: objectid, source_id, ra, dec, sep_arcsec."""
-    return {"objectid": np.asarray(table["objectid"], "int64"),
-            "source_id": np.asarray(table["source_id"], "int64"),
-            "ra": np.asarray(table["ra"], float), "dec": np.asarray(table["dec"], float),
-            "sep_arcsec": (np.asarray(table["dist"], float) * 3600.0)}
+_SOURCE_ID_IN_NAME = re.compile(r"(\d{6,})(?!.*\d{6,})")
+
+
+def _source_id_of(member):
+    """The Gaia source_id in a DataLink member name (``... Gaia DR3 <id>.xml``)."""
+    m = _SOURCE_ID_IN_NAME.search(Path(member).name)
+    return int(m.group(1)) if m else None
+
+
+def _failure(matches, source_id, exc, member=None):
+    """A `Failure` for the targets matched to *source_id* (all if unknown)."""
+    sid = np.asarray(matches["source_id"], "int64")
+    oid = np.asarray(matches["objectid"], "int64")
+    who = oid[sid == source_id] if source_id is not None else oid
+    if not len(who):
+        who = oid
+    where = f"product {member!r}" if member else "DataLink answer"
+    text = str(exc) if isinstance(exc, MultilcError) else f"{type(exc).__name__}: {exc}"
+    return Failure(NAME, sorted(set(int(i) for i in who)), type(exc).__name__,
+                   f"{NAME}: {where} could not be read: {text}")
+
+
+def _matches_table(checked):
+    """Plain crossmatch columns (from `MATCH_CONTRACT`): objectid, source_id, ra, dec,
+    sep_arcsec."""
+    return {"objectid": checked["objectid"], "source_id": checked["source_id"],
+            "ra": checked["ra"], "dec": checked["dec"],
+            "sep_arcsec": checked["dist"] * 3600.0}
 
 
 # --------------------------------------------------------------------------- bulk route
@@ -728,19 +878,25 @@ def read_epoch_photometry(path, *, objectid=None, drop_rejected=REJECTION_FLAGS)
     -------
     `~multilc.MultiBandLightCurve`
         Counts of dropped rows are in ``lc.ds.attrs["dropped"]`` (JSON).
+
+    Raises
+    ------
+    multilc.errors.FileFormatError
+        The file is not a readable product (names the file and the problem).
     """
     path = Path(path)
+    drop_rejected = _check_drop(drop_rejected)
     try:
         ep = epoch_table_from_bytes(path.read_bytes(), path.name)
-    except ValueError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{NAME}: {path} is not a readable epoch-photometry product: "
-                         f"{exc}") from exc
-    ids = (np.full(len(ep), int(objectid)) if objectid is not None
-           else np.asarray(ep["source_id"], "int64"))
-    lc, dropped = transits_to_lightcurve(ep, ids, np.full(len(ep), np.nan) * u.arcsec,
-                                         drop_rejected=drop_rejected)
+        ids = (np.full(len(ep), int(objectid)) if objectid is not None
+               else np.asarray(ep["source_id"], "int64"))
+        lc, dropped = transits_to_lightcurve(ep, ids, np.full(len(ep), np.nan) * u.arcsec,
+                                             drop_rejected=drop_rejected)
+    except MultilcError as exc:
+        raise FileFormatError(path, f"not a readable Gaia epoch-photometry product: "
+                              f"{exc}") from exc
+    except OSError as exc:
+        raise FileFormatError(path, f"cannot be read: {exc}") from exc
     lc.ds.attrs["dropped"] = json.dumps(dropped)
     return lc
 

@@ -42,18 +42,24 @@ Photometric system
 Time
     ``MJD`` is taken as UTC at the geocentre (HST in low Earth orbit: < 23 ms)
     and converted to barycentric TDB with `multilc.timescales`
-    (``mjd_utc_geocentric``).  NOTE: the HSC/HCV documentation readable here
-    does not say whether MJD is the exposure start or mid-point, nor its time
-    scale; UTC is assumed (HST archive convention).
+    (``mjd_utc_geocentric``).  ASSUMPTION: the HSC/HCV documentation we could
+    find (MAST HSC API docs, HCV_API_demo.ipynb, Bonanos et al. 2019) says
+    neither whether MJD is the exposure start or mid-point nor its time
+    scale; UTC is assumed (HST archive convention).  At stake: 60-69 s if
+    it were TT; up to half an exposure for start versus mid-point.
 
-Masks
-    Rows with a missing ``CorrMag`` or ``MagErr`` are dropped and counted.
+Response contract and masks
+    Answers are read with `~multilc.collect.contract.table_from_text` (never
+    as a file name or URL) and checked against `SUMMARY_CONTRACT` and
+    `LIGHTCURVE_CONTRACT`: missing columns or wrong types fail the target;
+    null cells and values outside the plausible ranges (MJD from HST's
+    launch to 2050, CorrMag 0-40, 0 < MagErr <= 10) are dropped and counted
+    by reason.  No numeric "missing" marker is documented for the HCV.
     The HCV pre-processing already removed bad images and outliers
     (Bonanos et al. 2019 sec. 3); no further flag is applied.
 """
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
@@ -65,8 +71,12 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import photometry
-from multilc.collect.api import (Archive, Failure, ParseResult, describe_targets,
-                                 http_request, register_archive)
+from multilc.collect.api import (Archive, ArchiveError, Failure, ParseResult,
+                                 describe_targets, http_request, register_archive)
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      TruncatedResponse, failure_of, html_title,
+                                      looks_like_html, merge_dropped, run_per_target,
+                                      table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.timescales import to_mjd_tdb
@@ -96,47 +106,75 @@ SUMMARY_COLUMNS = ("MatchID", "RA", "Dec", "Filter")
 LIGHTCURVE_COLUMNS = ("MatchID", "Filter", "MJD", "CorrMag", "MagErr")
 #: Largest cone radius the API accepts (HCV_API_demo.ipynb: "<= 0.5 degrees").
 MAX_RADIUS = 0.5 * u.deg
+#: Rows asked per answer (``pagesize`` of the MAST catalogs API, which pages
+#: its answers: catalogs.mast.stsci.edu/docs; astroquery's default 50000).
+#: An answer with exactly this many rows may continue on a next page: refused.
+PAGE_SIZE = 50000
 #: Time system of ``MJD`` (see the module docstring).
 TIME_SYSTEM = "mjd_utc_geocentric"
+#: First HST observations: launch 1990 April 24 = MJD 48005 (NASA HST mission
+#: page); an HCV time before it is not an observation.
+HST_FIRST_MJD = 48005.0
+_SOURCE = ("MAST HSC v3 catalogs API (catalogs.mast.stsci.edu/docs/hsc.html), "
+           "HCV_API_demo.ipynb; missing values arrive as empty cells (no documented "
+           "numeric sentinel); magnitudes AB 15-27 (Bonanos et al. 2019, A&A 630, A92)")
+#: The ``hcvsummary`` cone answer.
+SUMMARY_CONTRACT = ResponseContract(
+    archive="hcv", what="hcvsummary cone answer", source=_SOURCE,
+    fields=(Field("MatchID", "int"),
+            Field("RA", "float", unit=u.deg, valid=(0, 360)),
+            Field("Dec", "float", unit=u.deg, valid=(-90, 90)),
+            Field("Filter", "str", required=False, nullable=True)))
+#: The ``hcv`` light-curve answer.  No numeric "missing" marker is documented
+#: for the HSC/HCV tables; the plausible ranges catch any that appear
+#: (-999, 99.99, ...) and count them.
+LIGHTCURVE_CONTRACT = ResponseContract(
+    archive="hcv", what="hcv light-curve answer", source=_SOURCE,
+    fields=(Field("MatchID", "int"),
+            Field("Filter", "str"),
+            Field("MJD", "float", unit=u.d, valid=(HST_FIRST_MJD, MJD_RANGE[1])),
+            Field("CorrMag", "float", unit=u.mag, valid=(0.0, 40.0)),
+            Field("MagErr", "float", unit=u.mag, positive=True, valid=(None, 10.0))))
 
 
 # --------------------------------------------------------------------------- helpers
-def _read_table(text, what):
-    """Table from the API's CSV (or a VOTable); empty text -> empty Table."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+def _read_table(content, what, objectids=None):
+    """Table from the API's CSV (or a VOTable); empty text -> empty Table.
+
+    Never takes the text for a file name or URL (`table_from_text`).
+    """
+    text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) \
+        else content
     stripped = text.strip()
     if not stripped:
         return Table()
+    if looks_like_html(stripped):
+        raise ResponseError(f"{what}: an HTML page came where CSV was expected: "
+                            f"{html_title(stripped)!r}", archive="hcv", objectids=objectids)
     head = stripped[:200].lower()
-    if head.startswith("<!doctype html") or head.startswith("<html"):
-        raise ValueError(f"{what}: got an HTML page instead of CSV")
-    if head.startswith("<?xml") or "<votable" in head:
-        from astropy.io.votable import parse_single_table
-
-        return parse_single_table(io.BytesIO(stripped.encode())).to_table()
-    return Table.read(stripped, format="ascii.csv")
-
-
-def _require(table, columns, what):
-    missing = [c for c in columns if c not in table.colnames]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing}; has {table.colnames}")
+    fmt = "votable" if head.startswith("<?xml") or "<votable" in head else "csv"
+    table = table_from_text(content, fmt, archive="hcv", what=what, objectids=objectids)
+    if len(table) >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({len(table)} rows, "
+                            f"pagesize {PAGE_SIZE}); more rows may exist", archive="hcv",
+                            objectids=objectids)
+    return table
 
 
-def _floats(column):
-    values = np.ma.filled(np.ma.asarray(column, dtype="float64"), np.nan)
-    return np.asarray(values, dtype="float64")
+def _checked_summary(content, objectids=None):
+    table = _read_table(content, "hcvsummary cone answer", objectids)
+    if not table.colnames and not len(table):
+        return None
+    return SUMMARY_CONTRACT.check(table, objectids=objectids)
 
 
 def _choose_matches(summary, ra, dec, match):
     """MatchIDs to fetch and their separations [arcsec], nearest first."""
-    if len(summary) == 0:
+    if summary is None or len(summary) == 0:
         return [], {}
-    ids = np.asarray(summary["MatchID"], dtype="int64")
+    ids = summary["MatchID"]
     sep = SkyCoord(ra * u.deg, dec * u.deg).separation(
-        SkyCoord(_floats(summary["RA"]) * u.deg, _floats(summary["Dec"]) * u.deg)
-    ).to_value(u.arcsec)
+        SkyCoord(summary["RA"] * u.deg, summary["Dec"] * u.deg)).to_value(u.arcsec)
     best = {}
     for i, s in zip(ids, sep):
         best[int(i)] = min(best.get(int(i), np.inf), float(s))
@@ -151,7 +189,9 @@ def hcv_rows_to_lightcurve(rows, objectid, *, ra, dec, separation=None, label=""
     Parameters
     ----------
     rows : `~astropy.table.Table`
-        Rows with the columns of `LIGHTCURVE_COLUMNS`.
+        Rows with the columns of `LIGHTCURVE_COLUMNS`; checked against
+        `LIGHTCURVE_CONTRACT` (declared units converted, nulls and values
+        outside the plausible ranges dropped and counted).
     objectid : int
         multilc object id.
     ra, dec : float
@@ -167,32 +207,26 @@ def hcv_rows_to_lightcurve(rows, objectid, *, ra, dec, separation=None, label=""
     lc, dropped, failures
         `MultiBandLightCurve` (or None), counts of dropped rows by reason,
         list of `~multilc.collect.Failure`.
+
+    Raises
+    ------
+    ResponseError
+        Missing columns, wrong types, incompatible declared units.
     """
-    dropped, failures = {}, []
+    failures = []
     what = f"{name}: light curve of {describe_targets([objectid])}"
-    _require(rows, LIGHTCURVE_COLUMNS, what)
-    mag = _floats(rows["CorrMag"])
-    err = _floats(rows["MagErr"])
-    mjd = _floats(rows["MJD"])
-    filters = np.asarray([str(f).strip() for f in rows["Filter"]], dtype=object)
-    match_ids = np.asarray(rows["MatchID"], dtype="int64")
-    keep = np.isfinite(mjd)
-    if (~keep).sum():
-        dropped["MJD missing"] = int((~keep).sum())
-    bad = keep & ~np.isfinite(mag)
-    if bad.sum():
-        dropped["CorrMag missing"] = int(bad.sum())
-    keep &= ~bad
-    bad = keep & ~np.isfinite(err)
-    if bad.sum():
-        dropped["MagErr missing"] = int(bad.sum())
-    keep &= ~bad
+    checked = LIGHTCURVE_CONTRACT.check(rows, objectids=[int(objectid)])
+    dropped = dict(checked.dropped)
+    mag, err, mjd = checked["CorrMag"], checked["MagErr"], checked["MJD"]
+    filters = np.asarray([str(f).strip() for f in checked["Filter"]], dtype=object)
+    match_ids = checked["MatchID"]
+    keep = np.ones(len(checked), bool)
     bands = np.array(["hst:" + f for f in filters], dtype=object)
-    for band in np.unique(bands[keep]):
+    for band in np.unique(bands) if len(bands) else []:
         try:
             photometry.get_band(band)
         except KeyError:
-            sel = keep & (bands == band)
+            sel = bands == band
             dropped[f"unknown HST band {band}"] = int(sel.sum())
             failures.append(Failure(name, [int(objectid)], "UnknownBandError",
                                     f"{what}: filter {band[4:]!r} is not an "
@@ -256,69 +290,95 @@ class HcvArchive(Archive):
     def _get(self, batch, url, params, who):
         resp = http_request(self, batch, "GET", url, params=params, timeout=self.timeout)
         text = resp.text
-        head = text.lstrip()[:100].lower()
-        if head.startswith("<!doctype html") or head.startswith("<html"):
+        if looks_like_html(text):
             # A proxy/error page with status 200: worth retrying.
-            raise self.error(f"{url} returned an HTML page instead of CSV", objectids=who,
-                             transient=True)
+            raise self.error(f"{url} returned an HTML page instead of CSV: "
+                             f"{html_title(text)!r}", objectids=who, transient=True)
         return text
 
     def query(self, batch):
         """Cone-search hcvsummary, then fetch hcv by MatchID for each kept object.
 
+        Each target is fetched on its own (`run_per_target`): one target's
+        failure never costs the others their answers.
+
         Returns
         -------
         dict
             ``{"targets": [{"objectid", "ra", "dec", "label", "summary": csv
-            text, "lightcurves": {MatchID: csv text}}]}``.
+            text, "lightcurves": {MatchID: csv text}} or {"objectid",
+            "error"}]}``.
         """
-        out = []
         radius_deg = self.radius.to_value(u.deg)
-        for i, oid in enumerate(batch.objectid):
-            who = [int(oid)]
+
+        def one(i):
+            who = [int(batch.objectid[i])]
             ra, dec = float(batch.ra[i]), float(batch.dec[i])
-            summary_text = self._get(batch, self._url("summary_table"),
-                                     {"ra": ra, "dec": dec, "radius": radius_deg}, who)
-            try:
-                summary = _read_table(summary_text, "hcvsummary")
-                if len(summary):
-                    _require(summary, SUMMARY_COLUMNS, "hcvsummary")
-            except ValueError as exc:
-                raise self.error(f"unreadable hcvsummary answer: {exc}", objectids=who) \
-                    from exc
+            mine = batch.subset(np.arange(len(batch)) == i)  # errors name this target
+            summary_text = self._get(mine, self._url("summary_table"),
+                                     {"ra": ra, "dec": dec, "radius": radius_deg,
+                                      "pagesize": PAGE_SIZE}, who)
+            summary = _checked_summary(summary_text, who)
             ids, _ = _choose_matches(summary, ra, dec, self.options["match"])
-            curves = {mid: self._get(batch, self._url("lightcurve_table"),
-                                     {"MatchID": mid}, who) for mid in ids}
-            out.append({"objectid": int(oid), "ra": ra, "dec": dec,
-                        "label": str(batch.label[i]), "summary": summary_text,
-                        "lightcurves": curves})
-        return {"targets": out}
+            curves = {}
+            for mid in ids:
+                text = self._get(mine, self._url("lightcurve_table"),
+                                 {"MatchID": mid, "pagesize": PAGE_SIZE}, who)
+                _read_table(text, f"hcv MatchID {mid}", who)  # cut-off answers retried
+                curves[mid] = text
+            return {"summary": summary_text, "lightcurves": curves}
+
+        out = []
+        for i, entry in enumerate(run_per_target(self, batch, one)):
+            item = {"objectid": int(batch.objectid[i]), "ra": float(batch.ra[i]),
+                    "dec": float(batch.dec[i]), "label": str(batch.label[i])}
+            if "error" in entry:
+                item["error"] = entry["error"]
+            else:
+                item.update(entry["answer"])
+            out.append(item)
+        # "incomplete": some targets failed; such an answer should not be cached.
+        return {"targets": out, "incomplete": any("error" in t for t in out)}
 
     def parse(self, raw, batch):
         pieces, dropped, failures = [], {}, []
         for target in raw["targets"]:
             oid = target["objectid"]
+            if target.get("error"):
+                failures.append(failure_of(self.name, target))
+                continue
+            drops, fails, lcs = {}, [], []
             try:
-                summary = _read_table(target["summary"], "hcvsummary")
+                summary = _checked_summary(target["summary"], [oid])
+                if summary is not None:
+                    merge_dropped(drops, summary.dropped)
                 _, seps = _choose_matches(summary, target["ra"], target["dec"],
                                           self.options["match"])
                 for mid, text in target["lightcurves"].items():
-                    rows = _read_table(text, f"hcv MatchID {mid}")
+                    rows = _read_table(text, f"hcv MatchID {mid}", [oid])
                     if len(rows) == 0:
-                        dropped["object without light-curve rows"] = \
-                            dropped.get("object without light-curve rows", 0) + 1
+                        if rows.colnames:  # a header alone must still be the right one
+                            LIGHTCURVE_CONTRACT.check(rows, objectids=[oid])
+                        merge_dropped(drops, {"object without light-curve rows": 1})
                         continue
-                    lc, drops, fails = hcv_rows_to_lightcurve(
+                    lc, d, f = hcv_rows_to_lightcurve(
                         rows, oid, ra=target["ra"], dec=target["dec"], separation=seps,
                         label=target["label"], name=self.name)
-                    for k, v in drops.items():
-                        dropped[k] = dropped.get(k, 0) + v
-                    failures.extend(fails)
+                    merge_dropped(drops, d)
+                    fails.extend(f)
                     if lc is not None:
-                        pieces.append(lc)
-            except ValueError as exc:  # one bad target never sinks the others
-                failures.append(Failure(self.name, [oid], "ValueError",
-                                        f"{self.name}: {exc} ({describe_targets([oid])})"))
+                        lcs.append(lc)
+            except Exception as exc:  # noqa: BLE001 - one bad target never sinks the others
+                text = str(exc)
+                if not isinstance(exc, ArchiveError) or self.name not in text:
+                    text = (f"{self.name}: could not read the answer for "
+                            f"{describe_targets([oid])}: {type(exc).__name__}: {text}")
+                failures.append(Failure(self.name, [oid], type(exc).__name__, text,
+                                        bool(getattr(exc, "transient", False))))
+                continue
+            merge_dropped(dropped, drops)
+            failures.extend(fails)
+            pieces.extend(lcs)
         lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
         return ParseResult(lc, dropped, failures)
 
@@ -345,29 +405,47 @@ def read_hcv_file(path, *, objectid=None, coord=None, label=""):
     path = os.fspath(path)
     with open(path, "rb") as fh:
         content = fh.read()
-    rows = _read_table(content, f"hcv file {path}")
-    if len(rows) == 0:
-        raise ValueError(f"hcv file {path} has no rows")
-    _require(rows, LIGHTCURVE_COLUMNS, f"hcv file {path}")
-    match_ids = np.unique(np.asarray(rows["MatchID"], dtype="int64"))
+    from multilc.errors import FileFormatError, InputError
+
+    try:
+        rows = _read_table(content, f"hcv file {path}")
+        if len(rows) == 0:
+            raise ResponseError("the file has no rows", archive="hcv")
+        # columns, types and the MatchIDs of the valid rows (the rows are checked
+        # again, and their drops counted, when converted below)
+        match_ids = np.unique(LIGHTCURVE_CONTRACT.check(rows)["MatchID"])
+    except (ResponseError, TruncatedResponse) as exc:
+        raise FileFormatError(path, f"not a readable HCV light-curve table: "
+                              f"{exc.message}") from exc
     if objectid is None:
         if len(match_ids) > 1:
-            raise ValueError(f"hcv file {path} holds {len(match_ids)} MatchIDs; give "
+            raise InputError(f"hcv file {path} holds {len(match_ids)} MatchIDs; give "
                              "objectid= (one target per file)")
+        if not len(match_ids):
+            return MultiBandLightCurve.empty()
         objectid = int(match_ids[0])
     if coord is not None:
         if not isinstance(coord, SkyCoord):
-            raise TypeError(f"coord must be a SkyCoord, got {type(coord).__name__}")
+            raise InputError(f"coord must be a SkyCoord, got {type(coord).__name__}")
         ra, dec = float(coord.icrs.ra.deg), float(coord.icrs.dec.deg)
     elif "RA" in rows.colnames and "Dec" in rows.colnames:
-        ra, dec = float(np.nanmean(_floats(rows["RA"]))), float(np.nanmean(_floats(rows["Dec"])))
+        try:
+            pos = SUMMARY_CONTRACT.check(rows)
+        except ResponseError as exc:
+            raise FileFormatError(path, exc.message) from exc
+        if not len(pos):
+            raise FileFormatError(path, "no row has a valid RA/Dec")
+        ra, dec = float(np.mean(pos["RA"])), float(np.mean(pos["Dec"]))
     else:
-        raise ValueError(f"hcv file {path} has no RA/Dec columns: pass coord= (SkyCoord) "
+        raise InputError(f"hcv file {path} has no RA/Dec columns: pass coord= (SkyCoord) "
                          "for the barycentric time correction")
-    lc, dropped, failures = hcv_rows_to_lightcurve(rows, objectid, ra=ra, dec=dec,
-                                                   label=label)
+    try:
+        lc, dropped, failures = hcv_rows_to_lightcurve(rows, objectid, ra=ra, dec=dec,
+                                                       label=label)
+    except ResponseError as exc:
+        raise FileFormatError(path, exc.message) from exc
     if failures:
-        raise ValueError("; ".join(f.message for f in failures))
+        raise FileFormatError(path, "; ".join(f.message for f in failures))
     if dropped:
         log.info("hcv file: dropped " + ", ".join(f"{n} ({k})" for k, n in dropped.items()))
     return lc if lc is not None else MultiBandLightCurve.empty()

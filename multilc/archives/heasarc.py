@@ -103,6 +103,7 @@ File format ``heasarc.catalog``
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -117,6 +118,9 @@ from astropy.time import Time
 from multilc.archives import icecube as _icecube
 from multilc.collect.api import Archive, ParseResult, check_radius, http_session, \
     register_archive
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, html_answer_of,
+                                      merge_dropped, record_last_response)
+from multilc.errors import FileFormatError, InputError
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve, make_events
 from multilc.timescales import to_mjd_tdb
@@ -157,6 +161,41 @@ ICECUBE_COLUMNS = ("ra", "dec", "error_radius", "time", "event_energy", "objecti
 
 #: Time system of the trigger times (see `multilc.timescales.TIME_SYSTEMS`).
 TIME_SYSTEM = "mjd_utc_geocentric"
+
+#: What a GRB-catalog join must hold.  Units are those of HEASARC's TAP
+#: columns as the module docstring gives them; a unit the VOTable declares is
+#: converted (an ``error_radius`` declared in arcsec is not taken for degrees).
+#: Positions and times may be null (245 SAXGRBMGRB bursts have no position):
+#: such rows are counted as "no position" / "no time".  Plausible ranges:
+#: RA 0-360 deg, Dec -90-90 deg, an error radius above 0 and at most 180 deg
+#: (half the sky; larger is not an angle on the sphere), and `MJD_RANGE`.
+GRB_CONTRACT = ResponseContract(
+    archive="heasarc", what="GRB catalog join",
+    fields=(Field("objectid", "int"),
+            Field("name", "str", nullable=True),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0), nullable=True),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0), nullable=True),
+            Field("error_radius", "float", unit=u.deg, positive=True, valid=(None, 180.0),
+                  nullable=True),
+            Field("time", "float", unit=u.d, valid=MJD_RANGE, nullable=True)),
+    source="HEASARC TAP tables fermigtrig / saxgrbmgrb (columns relied on by the "
+           "tutorial code's query)")
+#: What a ``heasarc.icecube`` join must hold.  ``event_energy`` must be a
+#: linear energy: the 2008-2018 release's muon-energy proxy spans
+#: 10**1.5 - 10**9 GeV, so values outside 10 GeV - 1e10 GeV (for instance
+#: log10 values of 2-8, were the table ever served in the release's log10
+#: form) are dropped and counted, never stored as GeV.  The HEASARC table
+#: documentation saying linear or log10 could not be read here; see
+#: docs/archives/heasarc.rst.
+ICECUBE_CONTRACT = ResponseContract(
+    archive="heasarc.icecube", what="icecubepsc join",
+    fields=(Field("objectid", "int"),
+            Field("time", "float", unit=u.d, valid=MJD_RANGE),
+            Field("event_energy", "float", unit=u.GeV, valid=(10.0, 1e10)),
+            Field("error_radius", "float", unit=u.deg, positive=True, valid=(None, 180.0)),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0))),
+    source="HEASARC TAP table icecubepsc")
 
 # ADQL 2.0 section 2.1.3 regular identifiers, optionally schema-qualified: a
 # table name from the settings must be one, so that it cannot change the query.
@@ -216,27 +255,6 @@ def upload_table(batch):
 
 
 # --------------------------------------------------------------------------- parse
-def _floats(column):
-    """Column values as float64 with NaN for null (masked or empty) entries."""
-    if column.dtype.kind in "OUS":
-        text = np.char.strip(np.asarray(column, dtype=str))
-        out = np.full(len(text), np.nan)
-        ok = (text != "") & (text != "--")
-        out[ok] = text[ok].astype(float)
-        if np.ma.is_masked(column):
-            out[np.ma.getmaskarray(column)] = np.nan
-        return out
-    values = np.ma.masked_invalid(np.ma.asarray(column, dtype=float))
-    return values.filled(np.nan)
-
-
-def _lower_names(table):
-    for name in list(table.colnames):
-        if name != name.lower():
-            table.rename_column(name, name.lower())
-    return table
-
-
 def grb_events(raw, batch, archive, options):
     """Trigger rows joined with targets -> `ParseResult` of events.
 
@@ -245,26 +263,24 @@ def grb_events(raw, batch, archive, options):
     Parameters
     ----------
     raw : `~astropy.table.Table`
-        Columns ``name, ra, dec, error_radius, time, objectid`` (deg, MJD UTC).
+        Columns ``name, ra, dec, error_radius, time, objectid`` (deg, MJD UTC;
+        declared units are converted), checked against `GRB_CONTRACT`.
     batch : `~multilc.collect.api.Batch`
     archive : str
     options : dict
         ``match`` (``"all"``/``"nearest"``).
     """
-    raw = _lower_names(Table(raw, masked=False, copy=False))
-    missing = [c for c in GRB_COLUMNS if c not in raw.colnames]
-    if missing:
-        raise ValueError(f"{archive}: response lacks columns {missing}; it has {raw.colnames}")
-    dropped = {}
-    oid = np.asarray(raw["objectid"], dtype="int64")
-    ra, dec, err = (_floats(raw[c]) for c in ("ra", "dec", "error_radius"))
-    mjd = _floats(raw["time"])
-    names = np.asarray(raw["name"]).astype(str)
+    contract = dataclasses.replace(GRB_CONTRACT, archive=archive)
+    checked = contract.check(raw, objectids=batch.objectid.tolist())
+    dropped = dict(checked.dropped)
+    oid = checked["objectid"]
+    ra, dec, err, mjd = (checked[c] for c in ("ra", "dec", "error_radius", "time"))
+    names = np.asarray(checked["name"]).astype(str)
     no_pos = ~(np.isfinite(ra) & np.isfinite(dec) & np.isfinite(err))
     no_time = ~no_pos & ~np.isfinite(mjd)
     for reason, mask in (("no position", no_pos), ("no time", no_time)):
         if mask.any():
-            dropped[reason] = int(mask.sum())
+            dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
     keep = ~(no_pos | no_time)
     row = _icecube._target_positions(batch, oid, archive)
     t_ra, t_dec = np.asarray(batch.ra, float)[row], np.asarray(batch.dec, float)[row]
@@ -285,19 +301,21 @@ def grb_events(raw, batch, archive, options):
     return ParseResult(lc, dropped=dropped)
 
 
-def _icecube_candidates(raw, archive):
-    raw = _lower_names(Table(raw, masked=False, copy=False))
-    missing = [c for c in ICECUBE_COLUMNS if c not in raw.colnames]
-    if missing:
-        raise ValueError(f"{archive}: response lacks columns {missing}; it has {raw.colnames}")
+def _icecube_candidates(raw, archive, objectids=None):
+    """The join's rows as the candidate table of `multilc.archives.icecube`.
+
+    Returns the table and the rows dropped by `ICECUBE_CONTRACT`.
+    """
+    contract = dataclasses.replace(ICECUBE_CONTRACT, archive=archive)
+    checked = contract.check(raw, objectids=objectids)
     out = Table()
-    out["objectid"] = np.asarray(raw["objectid"], dtype="int64")
-    out["mjd"] = _floats(raw["time"])
-    out["energy_gev"] = _floats(raw["event_energy"])  # linear GeV (module docstring)
-    out["ang_err"] = _floats(raw["error_radius"])
-    out["ra"] = _floats(raw["ra"])
-    out["dec"] = _floats(raw["dec"])
-    return out
+    out["objectid"] = checked["objectid"]
+    out["mjd"] = checked["time"]
+    out["energy_gev"] = checked["event_energy"]  # linear GeV (ICECUBE_CONTRACT)
+    out["ang_err"] = checked["error_radius"]
+    out["ra"] = checked["ra"]
+    out["dec"] = checked["dec"]
+    return out, checked.dropped
 
 
 # --------------------------------------------------------------------------- archives
@@ -337,7 +355,8 @@ class _HeasarcTAP(Archive):
             DALServiceError
 
         url = self.setting("tap_url")
-        service = pyvo.dal.TAPService(url, session=http_session(self.timeout))
+        session = record_last_response(http_session(self.timeout))
+        service = pyvo.dal.TAPService(url, session=session)
         uploads = {UPLOAD_NAME: upload_table(batch)}
         maxrec = int(self.setting("maxrec")) or None
         use_async = len(batch) > int(self.setting("sync_max_targets"))
@@ -359,6 +378,7 @@ class _HeasarcTAP(Archive):
                     raise self.error(f"TAP request to {url} failed: {_short(exc)}", batch,
                                      transient=True) from exc
                 if isinstance(exc, DALFormatError):
+                    _raise_if_html(session, self.name, batch, exc)
                     raise self.error(f"the answer from {url} is not a TAP result VOTable: "
                                      f"{_short(exc)}", batch) from exc
                 code = getattr(exc, "code", None)
@@ -369,12 +389,21 @@ class _HeasarcTAP(Archive):
                 raise self.error(f"TAP request to {url} failed: {exc}", batch,
                                  transient=True) from exc
             except Exception as exc:  # e.g. an HTML page the VOTable parser chokes on
+                _raise_if_html(session, self.name, batch, exc)
                 raise self.error(f"the answer from {url} is not a TAP result VOTable: "
                                  f"{type(exc).__name__}: {_short(exc)}", batch) from exc
         if str(getattr(result, "query_status", "OK")).upper() == "OVERFLOW":
             raise self.error(f"the service cut the result at {len(table)} rows (its row "
                              "limit); use a smaller chunk_size", batch)
         return Table(table, masked=False)
+
+
+def _raise_if_html(session, archive, batch, exc):
+    """Raise `~multilc.collect.api.HTMLPageError` (retried once) when the service sent an HTML page."""
+    html = html_answer_of(session, archive=archive, what="TAP answer",
+                          objectids=batch.objectid.tolist())
+    if html is not None:
+        raise html from exc
 
 
 def _connection_problem(exc):
@@ -481,11 +510,25 @@ class HeasarcIceCube(_HeasarcTAP):
 
     def parse(self, raw, batch):
         options = _icecube.check_event_options(self.name, batch.options)
-        return _icecube.events_from_candidates(_icecube_candidates(raw, self.name), batch,
-                                               self.name, options)
+        candidates, dropped = _icecube_candidates(raw, self.name, batch.objectid.tolist())
+        result = _icecube.events_from_candidates(candidates, batch, self.name, options)
+        merge_dropped(result.dropped, dropped)
+        return result
 
 
 # --------------------------------------------------------------------------- file format
+#: What an exported catalog file must hold (a HEASARC Browse/Xamin export:
+#: CSV without units, or a VOTable that declares them).
+FILE_CONTRACT = ResponseContract(
+    archive="heasarc.catalog", what="catalog file",
+    fields=(Field("name", "str", nullable=True),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0), nullable=True),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0), nullable=True),
+            Field("time", "float", unit=u.d, valid=MJD_RANGE, nullable=True),
+            Field("error_radius", "float", unit=u.deg, positive=True, valid=(None, 180.0),
+                  nullable=True, required=False)))
+
+
 def _read_table(path, table_format):
     path = Path(path)
     if table_format is None:
@@ -493,13 +536,15 @@ def _read_table(path, table_format):
         table_format = {".xml": "votable", ".vot": "votable", ".votable": "votable",
                         ".fits": "fits", ".fit": "fits", ".csv": "ascii.csv",
                         ".ecsv": "ascii.ecsv"}.get(suffix)
+    if not path.is_file():
+        raise FileFormatError(path, "no such file")
     try:
         if table_format is None:
             return Table.read(path, format="ascii")
         return Table.read(path, format=table_format)
     except Exception as exc:
-        raise ValueError(f"heasarc.catalog: cannot read {path} as a table "
-                         f"({table_format or 'ascii'}): {exc}") from exc
+        raise FileFormatError(path, f"cannot be read as a table "
+                              f"({table_format or 'ascii'}): {exc}") from exc
 
 
 def read_catalog_file(path, targets=None, *, catalog=None, error_radius=None,
@@ -543,26 +588,23 @@ def read_catalog_file(path, targets=None, *, catalog=None, error_radius=None,
     options = _check_grb_options(archive, options)
     batch = _icecube.batch_from_targets(targets, archive, options)
 
-    table = _lower_names(_read_table(path, table_format))
-    missing = [c for c in ("name", "ra", "dec", "time") if c not in table.colnames]
-    if missing:
-        raise ValueError(f"{archive}: {path} lacks the columns {missing} (it has "
-                         f"{table.colnames})")
+    table = _read_table(path, table_format)
+    try:
+        checked = FILE_CONTRACT.check(table)
+    except Exception as exc:
+        raise FileFormatError(path, f"not a {archive} catalog export: {exc}") from exc
+    dropped = dict(checked.dropped)
     if error_radius is not None:
         radius = check_radius(error_radius, archive=archive, name="error_radius")
-        err = np.full(len(table), radius.to_value(u.deg))
-    elif "error_radius" in table.colnames:
-        col = table["error_radius"]
-        err = _floats(col)
-        if col.unit is not None:
-            err = (err * col.unit).to_value(u.deg)
+        err = np.full(len(checked), radius.to_value(u.deg))
+    elif "error_radius" in {c.lower() for c in table.colnames}:
+        err = checked["error_radius"]
     else:
-        raise ValueError(f"{archive}: {path} has no error_radius column; give the error "
+        raise InputError(f"{archive}: {path} has no error_radius column; give the error "
                          "radius to use for every row, e.g. error_radius=2 * u.deg")
 
-    ra, dec, mjd = _floats(table["ra"]), _floats(table["dec"]), _floats(table["time"])
-    names = np.asarray(table["name"]).astype(str)
-    dropped = {}
+    ra, dec, mjd = checked["ra"], checked["dec"], checked["time"]
+    names = np.asarray(checked["name"]).astype(str)
     no_pos = ~(np.isfinite(ra) & np.isfinite(dec) & np.isfinite(err))
     no_time = ~no_pos & ~np.isfinite(mjd)
     cap = options["max_error_radius"].to_value(u.deg)
@@ -570,7 +612,7 @@ def read_catalog_file(path, targets=None, *, catalog=None, error_radius=None,
     for reason, mask in (("no position", no_pos), ("no time", no_time),
                          (f"error_radius > max_error_radius ({cap:g} deg)", too_big)):
         if mask.any():
-            dropped[reason] = int(mask.sum())
+            dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
     usable = np.flatnonzero(~(no_pos | no_time | too_big))
 
     it = ie = np.zeros(0, int)
@@ -587,7 +629,7 @@ def read_catalog_file(path, targets=None, *, catalog=None, error_radius=None,
                  "error_radius": err[rows], "time": mjd[rows],
                  "objectid": np.asarray(batch.objectid, dtype="int64")[it]})
     result = grb_events(raw, batch, archive, options)
-    result.dropped.update(dropped)
+    merge_dropped(result.dropped, dropped)
     result.lc.report = CollectionReport(dropped={archive: dict(result.dropped)})
     return result.lc
 

@@ -67,6 +67,7 @@ File format ``icecube.events``
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import threading
@@ -83,6 +84,9 @@ from astropy.time import Time
 
 from multilc.collect.api import (Archive, Batch, ParseResult, check_radius, http_request,
                                  register_archive)
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      merge_dropped)
+from multilc.errors import FileFormatError, InputError
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve, make_events
 from multilc.timescales import to_mjd_tdb
@@ -135,6 +139,34 @@ CANDIDATE_COLUMNS = ("objectid", "mjd", "energy_gev", "ang_err", "ra", "dec")
 
 DEFAULT_OPTIONS = {"max_search_radius": 2 * u.deg, "top_n": None, "match": "all"}
 
+#: What a row of a release event file must hold to be matched at all (same
+#: ranges as `CANDIDATE_CONTRACT`, on the file's own columns).  Rows that
+#: fail are left out of the match and counted (``read_season_file`` puts the
+#: counts in the table's ``meta["dropped"]``).
+EVENT_CONTRACT = ResponseContract(
+    archive=ARCHIVE_NAME, what="release event file",
+    fields=(Field("mjd", "float", unit=u.d, valid=MJD_RANGE),
+            Field("log10_energy", "float", valid=(1.0, 10.0)),
+            Field("ang_err", "float", unit=u.deg, positive=True, valid=(None, 180.0)),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0))))
+
+#: What a candidate (target, event) row must hold, from whichever route
+#: (release files or HEASARC's copy).  Plausible ranges: `MJD_RANGE`; the
+#: release's muon-energy proxy spans 10**1.5 - 10**9 GeV (release readme and
+#: the IC40 file: log10(E/GeV) 1.6-8.2), so energies outside 10 GeV - 1e10 GeV
+#: are a unit or log/linear mix-up, dropped and counted; AngErr has a floor of
+#: 0.2 deg (readme) and cannot exceed 180 deg.
+CANDIDATE_CONTRACT = ResponseContract(
+    archive=ARCHIVE_NAME, what="candidate events",
+    fields=(Field("objectid", "int"),
+            Field("mjd", "float", unit=u.d, valid=MJD_RANGE),
+            Field("energy_gev", "float", unit=u.GeV, valid=(10.0, 1e10)),
+            Field("ang_err", "float", unit=u.deg, positive=True, valid=(None, 180.0)),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0))),
+    source="IceCube 2008-2018 point-source release readme.txt")
+
 
 # --------------------------------------------------------------------------- options
 def check_event_options(archive, options):
@@ -145,11 +177,11 @@ def check_event_options(archive, options):
     top_n = out["top_n"]
     if top_n is not None:
         if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or top_n < 1:
-            raise ValueError(f"{archive}: top_n must be a positive integer or None, "
+            raise InputError(f"{archive}: top_n must be a positive integer or None, "
                              f"got {top_n!r}")
         out["top_n"] = int(top_n)
     if out["match"] not in ("all", "nearest"):
-        raise ValueError(f"{archive}: match must be 'all' or 'nearest', got {out['match']!r}")
+        raise InputError(f"{archive}: match must be 'all' or 'nearest', got {out['match']!r}")
     return out
 
 
@@ -166,46 +198,57 @@ def read_season_file(path):
     `~astropy.table.Table`
         Columns ``mjd`` [d, UT1], ``log10_energy`` [log10(E/GeV)], ``ang_err``
         [deg], ``ra``, ``dec`` [deg] (plus ``azimuth``, ``zenith`` when present)
-        and ``line`` (1-based line number in the file).
+        and ``line`` (1-based line number in the file).  Rows outside
+        `EVENT_CONTRACT` are left out and counted in ``meta["dropped"]``.
 
     Raises
     ------
-    ValueError
+    multilc.errors.FileFormatError
         When the header line is missing, required columns are absent, or a
         row cannot be read; the message names the file.
     """
     import pandas as pd
 
     path = Path(path)
-    with open(path, encoding="ascii", errors="replace") as fh:
-        first = fh.readline()
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            first = fh.readline()
+    except OSError as exc:
+        raise FileFormatError(path, f"cannot be read: {exc}") from exc
     if not first.startswith("#"):
-        raise ValueError(
-            f"{ARCHIVE_NAME}: {path} does not start with the '#' header line of an IceCube "
+        raise FileFormatError(
+            path, f"does not start with the '#' header line of an IceCube "
             f"event file ('# MJD[days] log10(E/GeV) AngErr[deg] RA[deg] Dec[deg] ...'); "
             f"first line: {first.strip()[:80]!r}")
     names = first.lstrip("#").split()
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise ValueError(f"{ARCHIVE_NAME}: {path} lacks the columns {missing} in its header "
-                         f"(found {names})")
+        raise FileFormatError(path, f"lacks the IceCube columns {missing} in its header "
+                              f"(found {names})")
+    if len(set(names)) != len(names):
+        raise FileFormatError(path, f"repeats column names in its header {names}")
     try:
         with warnings.catch_warnings():
             # pandas only warns when rows have more values than the header names
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(path, sep=r"\s+", comment="#", header=None, names=names,
                                 dtype=np.float64, engine="c", index_col=False)
-    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as exc:
-        raise ValueError(f"{ARCHIVE_NAME}: {path}: rows do not match the header {names}: "
-                         f"{exc}") from None
+    except (ValueError, OverflowError, UnicodeError, pd.errors.ParserError,
+            pd.errors.ParserWarning, pd.errors.EmptyDataError) as exc:
+        raise FileFormatError(path, f"rows do not match the IceCube header {names}: "
+                              f"{exc}") from None
     short = np.isnan(frame[list(REQUIRED_COLUMNS)].to_numpy()).any(axis=1)
     if short.any():
         bad = int(short.argmax()) + 2
-        raise ValueError(f"{ARCHIVE_NAME}: {path}: line {bad} has fewer values than the "
-                         f"{len(names)} header columns")
+        raise FileFormatError(path, f"line {bad} has fewer values than the "
+                              f"{len(names)} columns of its IceCube header (cut off?)")
     table = Table({EVENT_COLUMNS.get(n, n): frame[n].to_numpy() for n in names})
     # Comment lines are only the header (checked above), so data row i is line i + 2.
     table["line"] = np.arange(2, len(table) + 2)
+    checked = EVENT_CONTRACT.check(table)
+    if len(checked) < len(table):
+        table = table[checked.index]
+    table.meta["dropped"] = dict(checked.dropped)
     return table
 
 
@@ -223,20 +266,42 @@ def _season_files(root):
     return sorted(files, key=lambda p: (order.get(p.stem[:-4], len(order)), str(p)))
 
 
-def _extract(zip_path, folder):
-    """Unpack *zip_path* into *folder* atomically (a half-unpacked folder never shows)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-unpack-"))
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            zf.extractall(tmp)
-        os.replace(tmp, folder)
-    except BaseException:
-        import shutil
+def _process_lock(path):
+    """A lock shared by every process using *path* (a ``<path>.lock`` file beside it).
 
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    Two ``collect()`` runs in different processes may find the release missing
+    at the same moment; the lock makes the second wait for the first's unpack
+    (or download) and then use it, instead of replacing a folder in use.
+    """
+    from multilc.errors import require
+
+    filelock = require("filelock", "archives", "the icecube reader")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return filelock.FileLock(str(path) + ".lock")
+
+
+def _extract(zip_path, folder):
+    """Unpack *zip_path* into *folder* atomically (a half-unpacked folder never shows).
+
+    Safe between threads and processes: whoever holds the folder's lock
+    unpacks into a temporary folder and renames it; whoever waited finds the
+    folder there and leaves it alone.
+    """
+    folder = Path(folder)
+    with _process_lock(folder):
+        if folder.exists():
+            return
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-unpack-"))
+        try:
+            with zipfile.ZipFile(zip_path) as zf:
+                zf.extractall(tmp)
+            os.replace(tmp, folder)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def load_events(files):
@@ -250,7 +315,12 @@ def load_events(files):
         tables.append(t)
     if not tables:
         raise ValueError(f"{ARCHIVE_NAME}: no season files given")
-    return vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    dropped = {}
+    for t in tables:
+        merge_dropped(dropped, t.meta.get("dropped"))
+    out = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    out.meta["dropped"] = dropped
+    return out
 
 
 # --------------------------------------------------------------------------- match
@@ -311,8 +381,9 @@ def _target_positions(batch, objectid, archive):
     found = (ids[order][pos] == objectid) if len(ids) else np.zeros(len(objectid), bool)
     if not np.all(found):
         strangers = sorted(set(np.asarray(objectid)[~found].tolist()))[:5]
-        raise ValueError(f"{archive}: the response names objectid {strangers}, which are not "
-                         f"in the batch ({batch.describe()})")
+        raise ResponseError(f"the response names objectid {strangers}, which are not in "
+                            f"the batch ({batch.describe()})", archive=archive,
+                            objectids=batch.objectid.tolist())
     return order[pos]
 
 
@@ -344,22 +415,13 @@ def events_from_candidates(candidates, batch, archive, options):
     options : dict
         ``max_search_radius``, ``top_n``, ``match`` (validated).
     """
-    missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.colnames]
-    if missing:
-        raise ValueError(f"{archive}: response lacks columns {missing}; it has "
-                         f"{candidates.colnames}")
-    dropped = {}
-    oid = np.asarray(candidates["objectid"], dtype="int64")
-    mjd = np.asarray(candidates["mjd"], dtype=float)
-    energy = np.asarray(candidates["energy_gev"], dtype=float)
-    ang_err = np.asarray(candidates["ang_err"], dtype=float)
-    ra = np.asarray(candidates["ra"], dtype=float)
-    dec = np.asarray(candidates["dec"], dtype=float)
-
-    bad = ~np.isfinite(mjd) | ~np.isfinite(ra) | ~np.isfinite(dec) | ~np.isfinite(ang_err)
-    if bad.any():
-        dropped["no time or position"] = int(bad.sum())
-    keep = ~bad
+    contract = dataclasses.replace(CANDIDATE_CONTRACT, archive=archive)
+    checked = contract.check(candidates, objectids=batch.objectid.tolist())
+    dropped = dict(checked.dropped)
+    oid = checked["objectid"]
+    mjd, energy, ang_err = checked["mjd"], checked["energy_gev"], checked["ang_err"]
+    ra, dec = checked["ra"], checked["dec"]
+    keep = np.ones(len(oid), bool)
     # The readme's duplicated event: identical rows for one target are kept once.
     rows = np.rec.fromarrays([oid, mjd, energy, ang_err, ra, dec])
     _, first = np.unique(rows, return_index=True)
@@ -455,8 +517,10 @@ def _release_root(archive, batch):
     stem = name.removesuffix(".zip") if name.endswith(".zip") else \
         "release-" + _short_hash(url)
     folder = cache / stem
-    with _RELEASE_LOCK:
-        if folder.exists():
+    if folder.exists():
+        return folder
+    with _RELEASE_LOCK, _process_lock(cache / f"{stem}.download"):
+        if folder.exists():  # unpacked by another thread or process meanwhile
             return folder
         zip_path = cache / f"{stem}.zip"
         if not zip_path.exists():
@@ -533,11 +597,18 @@ class IceCube(Archive):
     def query(self, batch):
         """Candidate events within ``max_search_radius`` of the batch's targets."""
         events, coord = _release_events(self, batch)
-        return match_candidates(events, batch, batch.options["max_search_radius"], coord)
+        candidates = match_candidates(events, batch, batch.options["max_search_radius"],
+                                      coord)
+        # Rows of the release itself left out (EVENT_CONTRACT) are counted once,
+        # in the report of the plan's first batch.
+        release_dropped = dict(events.meta.get("dropped", {})) if batch.index == 0 else {}
+        return {"candidates": candidates, "release_dropped": release_dropped}
 
     def parse(self, raw, batch):
-        return events_from_candidates(raw, batch, self.name,
-                                      check_event_options(self.name, batch.options))
+        result = events_from_candidates(raw["candidates"], batch, self.name,
+                                        check_event_options(self.name, batch.options))
+        merge_dropped(result.dropped, raw.get("release_dropped"))
+        return result
 
 
 # --------------------------------------------------------------------------- file format
@@ -570,6 +641,7 @@ def read_events_file(path, targets=None, *, max_search_radius=2 * u.deg, top_n=N
     events = read_season_file(path)
     candidates = match_candidates(events, batch, options["max_search_radius"])
     result = events_from_candidates(candidates, batch, ARCHIVE_NAME, options)
+    merge_dropped(result.dropped, events.meta.get("dropped"))
     result.lc.report = CollectionReport(dropped={ARCHIVE_NAME: dict(result.dropped)})
     return result.lc
 

@@ -9,8 +9,11 @@ What is queried
         ``radius`` in degrees, at most 0.5 deg; ``nDetections.min``), then one
         request to the ``detection`` table per matched ``objID``.  Responses are
         CSV (default), JSON or VOTable (setting ``response_format``).  Targets
-        go in batches of ``chunk_size``; the engine keeps at most
-        ``concurrency`` batches in flight.
+        go in batches of ``chunk_size`` (default 1: the requests are per target
+        anyway, and a one-target batch gets the engine's whole retry policy and
+        its own cache entry); the engine keeps at most ``concurrency`` batches
+        in flight.  With larger batches each target is still queried and
+        parsed on its own (`~multilc.collect.contract.run_per_target`).
     ``route="bulk"`` (large samples)
         The PS1 HATS catalogs in MAST's public S3 bucket: the object table
         ``otmo`` (``objID``, ``raMean``, ``decMean``, ``nStackDetections``) is
@@ -33,15 +36,24 @@ Columns and units
 
 Time
     ``obsTime`` is the MJD of the exposure mid-point in TAI at Haleakala (MAST
-    PS1 FAQ "PS1 timing"); it becomes MJD(TDB) at the solar-system barycentre
+    PS1 FAQ "PS1 timing"; MAST "PS1 Detection table fields": "Note these are
+    international atomic time rather than UTC"); it becomes MJD(TDB) at the solar-system barycentre
     with `multilc.timescales.to_mjd_tdb` (system ``"panstarrs.mjd"``), using
     the object's mean position for the light-travel time.
 
 Missing values and masks
-    MAST writes ``-999`` where a value is missing (``default_value`` in the
-    DR2 column metadata).  Detections whose ``psfFlux`` or ``psfFluxErr`` is
-    missing have no measurement: they are dropped and counted under
-    ``"psfFlux or psfFluxErr == -999 (missing)"``.  Negative fluxes are kept.
+    Every answer is checked against the response contracts below
+    (`DETECTION_CONTRACT`, `MEAN_CONTRACT`): MAST writes ``-999`` where a
+    value is missing (MAST "PS1 Detection table fields", "Default Value"
+    column); rows with ``-999`` or null in ``obsTime``, ``psfFlux``,
+    ``psfFluxErr`` (or positions) are dropped and counted under named reasons
+    (``"psfFlux == -999 (missing)"``), as are values outside the plausible
+    ranges (time 1950-2050, ``filterID`` 1-5, ``psfFluxErr > 0``).  Declared
+    units (VOTable, JSON ``info[].unit``, parquet metadata) are converted.
+    An answer without the expected columns is a failure of its target.
+    Negative fluxes are kept.  A CSV/JSON/VOTable answer cut short is a
+    ``TruncatedResponse`` (retried); a CSV or JSON answer cut exactly after a
+    complete row cannot be detected (no declared row count).
     ``infoflag_mask`` (default None: no mask) drops detections with any of
     its bits set in ``infoFlag``; they are counted under
     ``"infoFlag & <mask>"``.
@@ -57,7 +69,7 @@ Files
 """
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
 from pathlib import Path
 
@@ -65,11 +77,15 @@ import numpy as np
 from astropy import config as _config
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from astropy.table import MaskedColumn, Table, vstack
+from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
-from multilc.collect.api import (Archive, Failure, ParseResult, PermanentError,
-                                 http_request, http_session, register_archive)
+from multilc.collect.api import (Archive, ParseResult, http_request, http_session,
+                                 register_archive)
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      TruncatedResponse, failure_of, html_title,
+                                      looks_like_html, merge_dropped, run_per_target,
+                                      table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import jansky_to_flux
@@ -101,7 +117,9 @@ class Conf(_config.ConfigNamespace):
     s3_region = _config.ConfigItem("us-east-1", "Region of the S3 bucket.")
     bulk_threshold = _config.ConfigItem(
         200, "route='auto' takes the bulk route from this many targets on.")
-    chunk_size = _config.ConfigItem(10, "Targets per service batch.")
+    chunk_size = _config.ConfigItem(
+        1, "Targets per service batch (requests are per target; 1 gives each target "
+           "the engine's retry policy and its own cache entry).")
     concurrency = _config.ConfigItem(4, "Service batches in flight at once.")
 
 
@@ -119,6 +137,13 @@ MISSING_VALUE = -999.0
 #: Largest cone radius the MAST Catalogs API accepts (catalogs.mast.stsci.edu
 #: API documentation: "radius ... maximum 0.5 degrees").
 MAX_API_RADIUS = 0.5 * u.deg
+#: Rows asked per answer (``pagesize``).  The MAST Catalogs API pages its
+#: answers (parameters ``page``/``pagesize``: catalogs.mast.stsci.edu/docs;
+#: astroquery's ``mast.conf.pagesize`` default is 50000).  An answer holding
+#: exactly this many rows may have more on a next page: that is refused,
+#: never taken as the whole answer (no PS1 object has that many detections;
+#: only a very large cone in a dense field could fill a page).
+PAGE_SIZE = 50000
 #: Columns asked from the ``mean`` table in the cone search.
 MEAN_COLUMNS = ("objID", "raMean", "decMean", "nDetections")
 #: Columns asked from the ``detection`` table (names of the DR2 Detection table).
@@ -131,69 +156,162 @@ HATS_DETECTION_COLUMNS = ("objID", "detectID", "obsTime", "filterID", "psfFlux",
 RESPONSE_FORMATS = ("csv", "json", "votable")
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".xml": "votable", ".vot": "votable",
                    ".votable": "votable"}
-_MISSING_REASON = "psfFlux or psfFluxErr == -999 (missing)"
 NAME = "panstarrs"
 
 
+# --------------------------------------------------------------------------- contracts
+#: Where the PS1 DR2 column units, types and "no value" markers are documented:
+#: the MAST "PS1 Detection table fields" and "PS1 MeanObject table fields" pages
+#: (outerspace.stsci.edu/display/PANSTARRS), whose "Default Value" column gives
+#: -999 for ``obsTime``, ``ra``, ``dec``, ``psfFlux``, ``psfFluxErr`` and whose
+#: "Unit" column gives days (obsTime), degrees (ra, dec, raMean, decMean) and
+#: Jy (psfFlux, psfFluxErr).
+PS1_FIELDS_DOC = ("MAST PS1 DR2 'PS1 Detection table fields' / 'PS1 MeanObject table "
+                  "fields' (outerspace.stsci.edu/display/PANSTARRS): units and the "
+                  "default value -999 of each column")
+#: Plausible PS1 flux density: PS1 saturates near 12-13 mag (Magnier et al. 2020,
+#: ApJS 251, 6), i.e. ~0.05 Jy; anything beyond 10^4 Jy (AB mag -1.1) is not a
+#: measurement.
+MAX_FLUX_JY = 1e4
+#: The ``detection`` answer (service route, HATS route and saved files).
+DETECTION_CONTRACT = ResponseContract(
+    archive="panstarrs", what="detection table", source=PS1_FIELDS_DOC,
+    fields=(Field("objID", "int"),
+            Field("filterID", "int", valid=(1, 5)),
+            Field("obsTime", "float", unit=u.d, sentinels=(MISSING_VALUE,), valid=MJD_RANGE),
+            Field("psfFlux", "float", unit=u.Jy, sentinels=(MISSING_VALUE,),
+                  valid=(-MAX_FLUX_JY, MAX_FLUX_JY)),
+            Field("psfFluxErr", "float", unit=u.Jy, sentinels=(MISSING_VALUE,),
+                  positive=True, valid=(None, MAX_FLUX_JY)),
+            Field("infoFlag", "int", required=False, nullable=True, fill=0)))
+#: Detection positions (saved files only: the light-travel time uses them there).
+POSITION_CONTRACT = ResponseContract(
+    archive="panstarrs", what="detection table", source=PS1_FIELDS_DOC,
+    fields=(Field("ra", "float", unit=u.deg, sentinels=(MISSING_VALUE,), valid=(0, 360)),
+            Field("dec", "float", unit=u.deg, sentinels=(MISSING_VALUE,),
+                  valid=(-90, 90))))
+#: The ``mean`` cone-search answer.
+MEAN_CONTRACT = ResponseContract(
+    archive="panstarrs", what="mean-object cone answer", source=PS1_FIELDS_DOC,
+    fields=(Field("objID", "int"),
+            Field("raMean", "float", unit=u.deg, sentinels=(MISSING_VALUE,),
+                  valid=(0, 360)),
+            Field("decMean", "float", unit=u.deg, sentinels=(MISSING_VALUE,),
+                  valid=(-90, 90))))
+
+# JSON ``info[].type`` names of integer, float and boolean columns (MAST catalogs
+# API JSON as recorded in astroquery's mast/tests/data/panstarrs.json).
+_JSON_INT = ("long", "int", "short", "unsignedByte", "byte")
+_JSON_FLOAT = ("double", "float")
+
+
 # --------------------------------------------------------------------------- table parsing
-def _json_column(name, values, kind):
-    """One column of a MAST catalogs JSON answer, typed from ``info[].type``."""
-    missing = np.array([v is None for v in values], dtype=bool)
-    if kind in ("long", "int", "short", "unsignedByte", "byte"):
-        # 64-bit ids arrive as JSON strings (they do not fit a double).
-        arr = np.array([0 if v is None else int(v) for v in values], dtype="int64")
-    elif kind in ("double", "float"):
-        arr = np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
-        missing = np.zeros(len(values), bool)
-    elif kind == "boolean":
-        arr = np.array([bool(v) if v is not None else False for v in values], dtype=bool)
-    else:
-        arr = np.array(["" if v is None else str(v) for v in values], dtype=str)
-    if missing.any():
-        return MaskedColumn(arr, name=name, mask=missing)
-    return arr
+def _json_doc(text, objectids=None, what="answer"):
+    """Parse JSON text; a document cut off at its end is a `TruncatedResponse`."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        pos = getattr(exc, "pos", None)
+        if pos is not None and pos >= len(text.rstrip()) - 1:
+            raise TruncatedResponse(f"{what}: the JSON answer ends before the document "
+                                    "does: cut off in transmission", archive=NAME,
+                                    objectids=objectids) from None
+        raise ResponseError(f"{what}: not a readable JSON answer: {exc}", archive=NAME,
+                            objectids=objectids) from None
 
 
-def _table_from_json(text):
-    doc = json.loads(text)
-    if not isinstance(doc, dict) or "info" not in doc or "data" not in doc:
-        raise ValueError("JSON answer has no 'info' and 'data' members")
+def _table_from_json(text, objectids=None, what="answer"):
+    """MAST catalogs JSON ``{"info": [...], "data": [[...]]}`` -> (Table, units).
+
+    ``info`` entries carry ``name``, ``type``, ``db_type`` and ``description``
+    (no unit in the recorded answers; a ``unit`` member, if present, is
+    returned so the contract checks it).  The JSON answer declares no row
+    count, so a cut after a complete row cannot be told from the end.
+    """
+    doc = _json_doc(text, objectids, what)
+    if not isinstance(doc, dict) or "info" not in doc or "data" not in doc or \
+            not isinstance(doc["info"], list) or not isinstance(doc["data"], list):
+        raise ResponseError(f"{what}: JSON answer has no 'info' and 'data' lists",
+                            archive=NAME, objectids=objectids)
     info, data = doc["info"], doc["data"]
+    names, units = [], {}
+    for col in info:
+        if not isinstance(col, dict) or not isinstance(col.get("name"), str):
+            raise ResponseError(f"{what}: malformed JSON 'info' entry {str(col)[:80]!r}",
+                                archive=NAME, objectids=objectids)
+        names.append(col["name"])
+        if col.get("unit"):
+            units[col["name"]] = str(col["unit"])
+    for row in data:
+        if not isinstance(row, list) or len(row) != len(names):
+            raise ResponseError(f"{what}: a JSON data row has {len(row) if isinstance(row, list) else 'no'} "
+                                f"values for {len(names)} columns", archive=NAME,
+                                objectids=objectids)
     table = Table()
     for i, col in enumerate(info):
         values = [row[i] for row in data]
-        table[col["name"]] = _json_column(col["name"], values, col.get("type"))
-    return table
+        kind = col.get("type")
+        missing = np.array([v is None for v in values], dtype=bool)
+        if kind in _JSON_INT or kind in _JSON_FLOAT:
+            # 64-bit ids arrive as JSON strings.  Cells that are not numbers stay
+            # text, for the contract to refuse with a clear message.
+            try:
+                if kind in _JSON_INT:
+                    arr = np.array([0 if v is None else int(v) for v in values], "int64")
+                else:
+                    arr = np.array([np.nan if v is None else float(v) for v in values],
+                                   "float64")
+            except (ValueError, TypeError, OverflowError):
+                arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
+        elif kind == "boolean":
+            arr = np.array([bool(v) if v is not None else False for v in values], dtype=bool)
+        else:
+            arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
+        table[col["name"]] = MaskedColumn(arr, mask=missing) if missing.any() else arr
+    return table, units
 
 
-def _table_from_votable(content):
-    from astropy.io import votable
+def parse_table(content, fmt, *, objectids=None, what="answer"):
+    """Parse one MAST Catalogs API answer (*content*: str or bytes) of format *fmt*.
 
-    data = content.encode() if isinstance(content, str) else content
-    return votable.parse_single_table(io.BytesIO(data)).to_table()
+    Never treats the text as a file name or URL.  Returns an astropy Table
+    (JSON numbers as text cells: `ResponseContract.check` types them).
+
+    Raises
+    ------
+    ResponseError
+        HTML, or text the format's reader rejects.
+    TruncatedResponse
+        A last CSV row, a JSON document or a VOTable cut short.
+    """
+    return _parse_with_units(content, fmt, objectids=objectids, what=what)[0]
 
 
-def _table_from_csv(text):
-    if not text.strip():
-        return Table()
-    return Table.read(text, format="ascii.csv")
-
-
-def parse_table(content, fmt):
-    """Parse one MAST Catalogs API answer (*content*: str or bytes) of format *fmt*."""
-    text = content.decode("utf-8") if isinstance(content, bytes) else content
+def _parse_with_units(content, fmt, *, objectids=None, what="answer"):
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    if fmt not in RESPONSE_FORMATS:
+        raise ValueError(f"unknown response format {fmt!r}; one of {RESPONSE_FORMATS}")
+    if looks_like_html(text):
+        raise ResponseError(f"{what}: an HTML page came where {fmt} was expected: "
+                            f"{html_title(text)!r}", archive=NAME, objectids=objectids)
     if fmt == "json":
-        return _table_from_json(text)
-    if fmt == "votable":
-        return _table_from_votable(content)
-    if fmt == "csv":
-        return _table_from_csv(text)
-    raise ValueError(f"unknown response format {fmt!r}; one of {RESPONSE_FORMATS}")
+        if not text.strip():
+            return Table(), {}
+        return _table_from_json(text, objectids, what)
+    return table_from_text(content, fmt, archive=NAME, what=what, objectids=objectids), {}
 
 
-def _looks_like_html(text):
-    head = text.lstrip()[:200].lower()
-    return head.startswith("<!doctype html") or head.startswith("<html")
+def _check(contract, content, fmt, objectids, what):
+    """Parse an answer and check it against *contract*; empty text = no rows."""
+    table, units = _parse_with_units(content, fmt, objectids=objectids, what=what)
+    if not table.colnames and len(table) == 0:
+        return None
+    if len(table) >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({len(table)} rows, "
+                            f"pagesize {PAGE_SIZE}); more rows may exist and are not "
+                            "taken as the whole answer: use a smaller radius",
+                            archive=NAME, objectids=objectids)
+    return contract.check(table, objectids=objectids, units=units)
 
 
 def _sniff_format(path, content):
@@ -205,23 +323,16 @@ def _sniff_format(path, content):
                                                 else head.encode(), "csv")
 
 
-def _column(table, name, dtype="float64"):
-    """A table column as a plain array, masked cells as -999 (the archive's marker)."""
-    col = table[name]
-    if hasattr(col, "mask") and np.any(col.mask):
-        return np.ma.filled(col.astype(dtype), MISSING_VALUE)
-    return np.asarray(col, dtype=dtype)
-
-
 # --------------------------------------------------------------------------- conversion
 def detections_to_lightcurve(det, objectid, separation, ra, dec, *, infoflag_mask=None):
-    """Convert PS1 detection rows to a light curve.
+    """Convert checked PS1 detection rows to a light curve.
 
     Parameters
     ----------
-    det : `~astropy.table.Table`
-        Rows of the DR2 ``detection`` table: ``objID``, ``filterID``,
-        ``obsTime``, ``psfFlux``, ``psfFluxErr`` and optionally ``infoFlag``.
+    det : `~multilc.collect.contract.Checked`
+        Rows of the DR2 ``detection`` table that passed `DETECTION_CONTRACT`
+        (``objID``, ``filterID``, ``obsTime`` [d], ``psfFlux`` and
+        ``psfFluxErr`` [Jy], ``infoFlag``).
     objectid : numpy.ndarray of int
         Target of each row.
     separation : `~astropy.units.Quantity`
@@ -235,45 +346,33 @@ def detections_to_lightcurve(det, objectid, separation, ra, dec, *, infoflag_mas
     -------
     lc : `~multilc.MultiBandLightCurve`
     dropped : dict
-        Rows removed, by reason.
+        Rows removed by the mask, by reason (the contract's own drops are in
+        ``det.dropped``).
     """
     dropped = {}
     n = len(det)
     if n == 0:
         return MultiBandLightCurve.empty(), dropped
-    flux = _column(det, "psfFlux")
-    err = _column(det, "psfFluxErr")
+    flags = det["infoFlag"]
     keep = np.ones(n, bool)
-    missing = ~np.isfinite(flux) | ~np.isfinite(err) | (flux == MISSING_VALUE) | \
-        (err == MISSING_VALUE)
-    if missing.any():
-        dropped[_MISSING_REASON] = int(missing.sum())
-        keep &= ~missing
-    flags = (_column(det, "infoFlag", "int64") if "infoFlag" in det.colnames
-             else np.zeros(n, "int64"))
     if infoflag_mask is not None:
-        masked = keep & ((flags & int(infoflag_mask)) != 0)
+        masked = (flags & int(infoflag_mask)) != 0
         if masked.any():
             dropped[f"infoFlag & {int(infoflag_mask)}"] = int(masked.sum())
             keep &= ~masked
-    filter_id = _column(det, "filterID", "int64")
-    bad_filter = keep & ~np.isin(filter_id, list(FILTER_BANDS))
-    if bad_filter.any():
-        raise ValueError(f"{NAME}: unknown filterID values "
-                         f"{sorted(set(filter_id[bad_filter].tolist()))}; PS1 uses 1-5 (grizy)")
     idx = np.flatnonzero(keep)
     if not len(idx):
         return MultiBandLightCurve.empty(), dropped
     ra_deg = u.Quantity(ra).to_value(u.deg)[idx]
     dec_deg = u.Quantity(dec).to_value(u.deg)[idx]
-    mjd = to_mjd_tdb(_column(det, "obsTime")[idx], "panstarrs.mjd", ra=ra_deg * u.deg,
+    mjd = to_mjd_tdb(det["obsTime"][idx], "panstarrs.mjd", ra=ra_deg * u.deg,
                      dec=dec_deg * u.deg)
-    f_mjy, e_mjy = jansky_to_flux(flux[idx], err[idx])
-    bands = np.array([FILTER_BANDS[int(f)] for f in filter_id[idx]])
+    f_mjy, e_mjy = jansky_to_flux(det["psfFlux"][idx], det["psfFluxErr"][idx])
+    bands = np.array([FILTER_BANDS[int(f)] for f in det["filterID"][idx]])
     lc = MultiBandLightCurve.from_arrays(
         np.asarray(objectid, dtype="int64")[idx], bands,
         Time(mjd, format="mjd", scale="tdb"), f_mjy, e_mjy,
-        flag=flags[idx], source_id=_column(det, "objID", "int64")[idx],
+        flag=flags[idx], source_id=det["objID"][idx],
         separation=u.Quantity(separation)[idx])
     return lc, dropped
 
@@ -291,7 +390,7 @@ class PanSTARRS(Archive):
     name = NAME
     description = "Pan-STARRS1 DR2 detections g r i z y (MAST API or HATS), mJy"
     bands = tuple(FILTER_BANDS.values())
-    chunk_size = 10
+    chunk_size = 1
     concurrency = 4
     default_radius = 1 * u.arcsec
     default_options = {"route": "auto", "match": "all", "min_detections": 1,
@@ -343,58 +442,63 @@ class PanSTARRS(Archive):
         resp = http_request(self, batch, "GET", url, session=session, params=params,
                             timeout=self.timeout)
         text = resp.text
-        if _looks_like_html(text):
-            raise self.error(f"{url} answered with an HTML page where {fmt} was expected",
-                             objectids=[objectid])
+        if looks_like_html(text):
+            # A portal/proxy page with status 200: worth one more try.
+            raise self.error(f"{url} answered with an HTML page where {fmt} was expected: "
+                             f"{html_title(text)!r}", objectids=[objectid], transient=True)
         return text
 
     def _query_service(self, batch):
         fmt = self._format()
         session = http_session(self.timeout)
         radius_deg = float(self.radius.to_value(u.deg))
-        answers = []
-        for oid, ra, dec in zip(batch.objectid, batch.ra, batch.dec):
-            oid = int(oid)
-            entry = {"objectid": oid, "ra": float(ra), "dec": float(dec), "mean": None,
-                     "detections": {}, "error": None}
-            try:
-                params = {"ra": repr(float(ra)), "dec": repr(float(dec)),
-                          "radius": repr(radius_deg),
-                          "nDetections.min": int(self.options["min_detections"]),
-                          "columns": "[" + ",".join(MEAN_COLUMNS) + "]"}
-                entry["mean"] = self._get(session, batch, "mean", params, fmt, oid)
-                objects = self._matched_objects(entry["mean"], fmt, ra, dec, oid)
-                for obj_id in objects["objID"]:
-                    params = {"objID": str(int(obj_id)),
-                              "columns": "[" + ",".join(DETECTION_COLUMNS) + "]"}
-                    entry["detections"][int(obj_id)] = self._get(
-                        session, batch, "detection", params, fmt, oid)
-            except PermanentError as exc:
-                # One target's bad answer must not discard the batch's others.
-                entry["error"] = str(exc)
-            answers.append(entry)
-        return {"route": "service", "format": fmt, "targets": answers}
 
-    def _matched_objects(self, mean_text, fmt, ra, dec, objectid):
+        def one(i):
+            oid, ra, dec = int(batch.objectid[i]), float(batch.ra[i]), float(batch.dec[i])
+            # errors of this target's requests name this target only
+            mine = batch.subset(np.arange(len(batch)) == i)
+            params = {"ra": repr(ra), "dec": repr(dec), "radius": repr(radius_deg),
+                      "nDetections.min": int(self.options["min_detections"]),
+                      "pagesize": PAGE_SIZE,
+                      "columns": "[" + ",".join(MEAN_COLUMNS) + "]"}
+            mean = self._get(session, mine, "mean", params, fmt, oid)
+            objects = self._matched_objects(mean, fmt, ra, dec, oid)
+            detections = {}
+            for obj_id in objects["objID"]:
+                params = {"objID": str(int(obj_id)), "pagesize": PAGE_SIZE,
+                          "columns": "[" + ",".join(DETECTION_COLUMNS) + "]"}
+                text = self._get(session, mine, "detection", params, fmt, oid)
+                # Check now: a cut-off answer is retried while the target is in hand.
+                _check(DETECTION_CONTRACT, text, fmt, [oid], "detection table")
+                detections[int(obj_id)] = text
+            return {"mean": mean, "detections": detections}
+
+        # One target's failure (of any kind) is that target's, not the batch's.
+        entries = run_per_target(self, batch, one)
+        answers = []
+        for i, entry in enumerate(entries):
+            answers.append({"objectid": int(batch.objectid[i]), "ra": float(batch.ra[i]),
+                            "dec": float(batch.dec[i]), **entry.get("answer", {}),
+                            "error": entry.get("error")})
+        # "incomplete": some targets failed; such an answer should not be cached.
+        return {"route": "service", "format": fmt, "targets": answers,
+                "incomplete": any(a["error"] for a in answers)}
+
+    def _matched_objects(self, mean_text, fmt, ra, dec, objectid, dropped=None):
         """Objects of a mean-table cone answer within the radius, nearest first."""
-        try:
-            mean = parse_table(mean_text, fmt)
-        except Exception as exc:
-            raise self.error(f"could not read the mean-table {fmt} answer: {exc}",
-                             objectids=[objectid]) from exc
-        if len(mean) == 0:
+        checked = _check(MEAN_CONTRACT, mean_text, fmt, [objectid], "mean-object cone answer")
+        if checked is None or not len(checked):
+            if checked is not None and dropped is not None:
+                merge_dropped(dropped, checked.dropped)
             return Table({"objID": np.zeros(0, "int64"), "raMean": np.zeros(0),
                           "decMean": np.zeros(0), "sep": np.zeros(0)})
-        missing = [c for c in ("objID", "raMean", "decMean") if c not in mean.colnames]
-        if missing:
-            raise self.error(f"mean-table answer lacks columns {missing}",
-                             objectids=[objectid])
+        if dropped is not None:
+            merge_dropped(dropped, checked.dropped)
         target = SkyCoord(ra * u.deg, dec * u.deg)
-        obj = SkyCoord(_column(mean, "raMean") * u.deg, _column(mean, "decMean") * u.deg)
+        obj = SkyCoord(checked["raMean"] * u.deg, checked["decMean"] * u.deg)
         sep = target.separation(obj).to(u.arcsec)
-        out = Table({"objID": _column(mean, "objID", "int64"),
-                     "raMean": _column(mean, "raMean"), "decMean": _column(mean, "decMean"),
-                     "sep": sep.value})
+        out = Table({"objID": checked["objID"], "raMean": checked["raMean"],
+                     "decMean": checked["decMean"], "sep": sep.value})
         out = out[out["sep"] <= self.radius.to_value(u.arcsec) * (1 + 1e-9)]
         out.sort("sep")
         if self.options["match"] == "nearest":
@@ -410,42 +514,57 @@ class PanSTARRS(Archive):
         pieces, failures, dropped = [], [], {}
         for entry in raw["targets"]:
             oid = entry["objectid"]
-            if entry["error"]:
-                failures.append(Failure(NAME, [oid], "PermanentError", entry["error"]))
+            if entry.get("error"):
+                failures.append(failure_of(NAME, entry))
                 continue
+            drops = {}
             try:
-                objects = self._matched_objects(entry["mean"], fmt, entry["ra"],
-                                                entry["dec"], oid)
-                tables = []
-                for obj in objects:
-                    det = parse_table(entry["detections"][int(obj["objID"])], fmt)
-                    if len(det) == 0:
-                        continue
-                    det = det[[c for c in DETECTION_COLUMNS if c in det.colnames]]
-                    det["_sep"] = obj["sep"]
-                    det["_ra"] = obj["raMean"]
-                    det["_dec"] = obj["decMean"]
-                    tables.append(det)
-                if not tables:
-                    continue
-                det = vstack(tables, metadata_conflicts="silent")
-                lc, drops = detections_to_lightcurve(
-                    det, np.full(len(det), oid), np.asarray(det["_sep"]) * u.arcsec,
-                    np.asarray(det["_ra"]) * u.deg, np.asarray(det["_dec"]) * u.deg,
-                    infoflag_mask=self.options["infoflag_mask"])
-            except PermanentError as exc:
-                failures.append(Failure(NAME, [oid], "PermanentError", str(exc)))
+                lc = self._parse_target(entry, fmt, drops)
+            except Exception as exc:  # noqa: BLE001 - any failure is this target's only
+                failures.append(_target_failure(exc, oid))
                 continue
-            except (ValueError, KeyError) as exc:
-                failures.append(Failure(NAME, [oid], type(exc).__name__,
-                                        f"{NAME}: could not read the answer for objectid "
-                                        f"{oid}: {exc}"))
-                continue
-            pieces.append(lc)
-            for k, v in drops.items():
-                dropped[k] = dropped.get(k, 0) + v
+            merge_dropped(dropped, drops)
+            if lc is not None:
+                pieces.append(lc)
         lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
         return ParseResult(lc, dropped, failures)
+
+    def _parse_target(self, entry, fmt, dropped):
+        oid = entry["objectid"]
+        objects = self._matched_objects(entry["mean"], fmt, entry["ra"], entry["dec"], oid,
+                                        dropped)
+        pieces = []
+        for obj in objects:
+            text = entry["detections"].get(int(obj["objID"]))
+            if text is None:
+                raise ResponseError(f"no detection answer kept for objID {int(obj['objID'])}",
+                                    archive=NAME, objectids=[oid])
+            det = _check(DETECTION_CONTRACT, text, fmt, [oid], "detection table")
+            if det is None:
+                continue
+            merge_dropped(dropped, det.dropped)
+            n = len(det)
+            lc, drops = detections_to_lightcurve(
+                det, np.full(n, oid), np.full(n, float(obj["sep"])) * u.arcsec,
+                np.full(n, float(obj["raMean"])) * u.deg,
+                np.full(n, float(obj["decMean"])) * u.deg,
+                infoflag_mask=self.options["infoflag_mask"])
+            merge_dropped(dropped, drops)
+            if len(lc):
+                pieces.append(lc)
+        return MultiBandLightCurve.concat(pieces) if pieces else None
+
+
+def _target_failure(exc, objectid):
+    """A per-target `Failure` for any exception (typed multilc errors keep their text)."""
+    from multilc.collect.api import ArchiveError, Failure
+
+    text = str(exc)
+    if not isinstance(exc, ArchiveError) or NAME not in text:
+        text = (f"{NAME}: could not read the answer for objectid {objectid}: "
+                f"{type(exc).__name__}: {text}")
+    return Failure(NAME, [int(objectid)], type(exc).__name__, text,
+                   bool(getattr(exc, "transient", False)))
 
 
 # --------------------------------------------------------------------------- bulk route
@@ -526,10 +645,11 @@ def _bulk_parse(archive, raw, batch):
     det = raw["detections"]
     if det is None or det.num_rows == 0 or not len(matches["objID"]):
         return ParseResult(MultiBandLightCurve.empty())
-    table = Table({c: det[c].to_numpy(zero_copy_only=False) for c in det.column_names})
-    det_obj = np.asarray(table["objID"], "int64")
+    # The HATS parquet schema may declare units in field metadata: checked.
+    checked = DETECTION_CONTRACT.check(det, objectids=batch.objectid.tolist())
+    dropped = dict(checked.dropped)
     by_obj = {}
-    for i, o in enumerate(det_obj):
+    for i, o in enumerate(checked["objID"]):
         by_obj.setdefault(int(o), []).append(i)
     rows, oids, seps, ras, decs = [], [], [], [], []
     # One copy of an object's detections per target it matched (match="all").
@@ -540,11 +660,15 @@ def _bulk_parse(archive, raw, batch):
         seps.extend([float(matches["sep_arcsec"][k])] * len(hit))
         ras.extend([float(matches["raMean"][k])] * len(hit))
         decs.extend([float(matches["decMean"][k])] * len(hit))
-    lc, dropped = detections_to_lightcurve(
-        table[np.asarray(rows, int)], np.asarray(oids, "int64"),
-        np.asarray(seps) * u.arcsec, np.asarray(ras) * u.deg, np.asarray(decs) * u.deg,
+    order = np.asarray(rows, int)
+    sub = dataclasses.replace(checked, columns={k: v[order] for k, v in
+                                                checked.columns.items()},
+                              index=checked.index[order])
+    lc, drops = detections_to_lightcurve(
+        sub, np.asarray(oids, "int64"), np.asarray(seps) * u.arcsec,
+        np.asarray(ras) * u.deg, np.asarray(decs) * u.deg,
         infoflag_mask=archive.options["infoflag_mask"])
-    return ParseResult(lc, dropped)
+    return ParseResult(lc, merge_dropped(dropped, drops))
 
 
 # --------------------------------------------------------------------------- files
@@ -571,29 +695,31 @@ def read_detection_file(path, *, objectid=None, target=None, infoflag_mask=None,
     `~multilc.MultiBandLightCurve`
         The counts of dropped rows are in ``lc.ds.attrs["dropped"]`` (JSON).
     """
+    from multilc.errors import FileFormatError
+
     content = Path(path).read_bytes()
     fmt = file_format or _sniff_format(path, content)
     try:
-        det = parse_table(content, fmt)
-    except Exception as exc:
-        raise ValueError(f"{NAME}: {path} is not a readable PS1 detection {fmt} table: "
-                         f"{exc}") from exc
-    required = ("objID", "filterID", "obsTime", "psfFlux", "psfFluxErr", "ra", "dec")
-    missing = [c for c in required if c not in det.colnames]
-    if missing:
-        raise ValueError(f"{NAME}: {path} lacks detection columns {missing}; "
-                         f"it has {det.colnames}")
-    ids = (np.full(len(det), int(objectid)) if objectid is not None
-           else _column(det, "objID", "int64"))
-    ra = _column(det, "ra") * u.deg
-    dec = _column(det, "dec") * u.deg
+        table, units = _parse_with_units(content, fmt, what=f"detection file {path}")
+        det = DETECTION_CONTRACT.check(table, units=units)
+        # Positions of the rows the detection contract kept (no row counted twice).
+        pos = POSITION_CONTRACT.check(table[det.index], units=units)
+    except (ResponseError, TruncatedResponse) as exc:
+        raise FileFormatError(path, f"not a readable PS1 detection {fmt} table: "
+                              f"{exc.message}") from exc
+    dropped = merge_dropped(dict(det.dropped), pos.dropped)
+    det = det.subset(np.isin(np.arange(len(det)), pos.index))
+    ids = (np.full(len(det), int(objectid)) if objectid is not None else det["objID"])
+    ra = pos["ra"] * u.deg
+    dec = pos["dec"] * u.deg
     if target is not None:
         sep = target.separation(SkyCoord(ra, dec)).to(u.arcsec)
         sep = np.broadcast_to(sep, (len(det),)) * 1
     else:
         sep = np.full(len(det), np.nan) * u.arcsec
-    lc, dropped = detections_to_lightcurve(det, ids, sep, ra, dec,
-                                           infoflag_mask=infoflag_mask)
+    lc, drops = detections_to_lightcurve(det, ids, sep, ra, dec,
+                                         infoflag_mask=infoflag_mask)
+    merge_dropped(dropped, drops)
     lc.ds.attrs["dropped"] = json.dumps(dropped)
     return lc
 

@@ -1,50 +1,98 @@
 """TESS, Kepler and K2 light curves from MAST (archives ``tess``, ``kepler``, ``k2``).
 
-What is queried
-    For each target, `lightkurve.search_lightcurve` (which asks the MAST
-    portal API through `astroquery.mast.Observations`) lists the light-curve
-    products of one mission within the match radius; `SearchResult.download_all`
-    fetches them into lightkurve's download cache (a file already in the cache
-    is not downloaded again).  Each archive is a per-target service: batches
-    hold one target and run with bounded concurrency (``concurrency``
-    setting, default 4).  The catalogue search of one target is serialised
-    with a lock because astroquery's portal connection keeps per-request state
-    on a shared object; downloads run concurrently.
+What is queried (MAST API, https://mast.stsci.edu/api/v0/)
+    Every request is a POST of ``request=<JSON>`` (form-encoded) to
+    ``<url>/api/v0/invoke``; the answer is JSON ``{"status", "msg", "data",
+    "fields", "paging"}`` (MAST API "MashupRequest" and "Result Dataset
+    Formats" pages; astroquery ``mast/discovery_portal.py``).  For a batch of
+    up to ``chunk_size`` targets (default 200):
+
+    1. one ``Mast.Caom.Crossmatch`` request uploads the targets as a JSON
+       table (``data = {"fields": [{"name": "ra", "type": "float"}, ...],
+       "data": [{"ra": .., "dec": .., "objectid": ..}, ...]}``, params
+       ``raColumn``, ``decColumn``, ``radius`` in degrees) and returns the
+       CAOM observations of all MAST missions near each of them;
+    2. the observations of this mission are kept (``obs_collection``,
+       ``dataproduct_type = 'timeseries'``, ``provenance_name`` = author,
+       ``t_exptime`` as lightkurve's ``exptime``), and every observation is
+       given to each target whose position is within ``radius`` of the
+       observation's ``s_ra``/``s_dec`` (computed here, so the answer's
+       undocumented echo of the uploaded columns is not relied on);
+    3. one ``Mast.Caom.Products`` request per ``products_chunk`` observations
+       (``obsid`` = a comma-separated list, as the MAST API documents) lists
+       their files; light-curve files are those whose ``productFilename``
+       ends in ``lc.fits`` (lightkurve's rule);
+    4. the files are fetched from ``<url>/api/v0.1/Download/file?uri=<dataURI>``
+       by ``download_concurrency`` threads (default 8), streamed to the
+       download folder in astroquery's layout
+       (``mastDownload/<obs_collection>/<obs_id>/<file>``); a file already
+       there with the size MAST lists is not fetched again.
+
+    So N targets cost ceil(N / chunk_size) crossmatch requests, ceil(M /
+    products_chunk) product-list requests for M observations and one request
+    per file not yet downloaded.  ``status = "EXECUTING"`` answers (MAST long
+    polling) are re-issued; a ``paging.pagesFiltered`` above 1 is followed page
+    by page, and the rows received must add up to ``paging.rowsFiltered``
+    (else the answer is treated as cut off: a transient error).  No lightkurve
+    search or download function is called: they swap ``sys.stdout`` while
+    running, which is unsafe in threads.
+
+    Format details the MAST documentation does not give, and what is assumed:
+    the unit of the crossmatch ``radius`` (assumed degrees, as for the
+    documented cone services, whose example radii 0.001-0.2 it shares); the
+    crossmatch answer's column list (assumed: the CAOM observation fields
+    of ``Mast.Caom.Cone``, possibly with the uploaded columns echoed; only
+    CAOM fields are used); whether the crossmatch radius applies to
+    ``s_ra``/``s_dec`` or to footprints (the radius is re-applied here to
+    ``s_ra``/``s_dec``, a cone on the target position like lightkurve's
+    ``distance``); the largest upload accepted (``chunk_size`` 200 is a
+    choice, not a documented limit).
+
+Per-target isolation
+    A file that cannot be downloaded (after ``download_retries`` retries of
+    transient errors) or read (truncated, corrupt, wrong units, not barycentric
+    TDB) becomes a failure of the targets that own it; the other targets of the
+    batch keep their results.  A failing crossmatch or product-list request
+    fails the batch (it carries every target of the batch).
 
 Product selection (explicit, never "every product of every author")
     ``author`` defaults to the mission pipeline: ``"SPOC"`` (TESS), ``"Kepler"``,
-    ``"K2"`` (lightkurve: official products have these author names).
-    ``exptime`` defaults to 120 s for TESS (SPOC 2-min cadence; 20-s "fast"
-    products duplicate it for a few targets) and ``"long"`` (30-min) for
-    Kepler and K2; pass ``exptime=None`` for every cadence.
-    ``flux_column`` is ``"pdcsap_flux"`` (default) or ``"sap_flux"``.
+    ``"K2"`` (MAST ``provenance_name``).  ``exptime`` defaults to 120 s for
+    TESS (SPOC 2-min cadence; 20-s "fast" products duplicate it for a few
+    targets) and ``"long"`` for Kepler and K2, with lightkurve's meaning
+    (``"fast"`` < 60 s, ``"short"`` 60-200 s, ``"long"`` >= 200 s of
+    ``t_exptime``; lightkurve ``search._mask_by_exptime``); pass
+    ``exptime=None`` for every cadence.  ``flux_column`` is ``"pdcsap_flux"``
+    (default) or ``"sap_flux"``.
 
 Columns used (extension ``LIGHTCURVE`` of the SPOC / Kepler pipeline files;
 lightkurve io/tess.py, io/kepler.py; Kepler Archive Manual KDMC-10008-006
 sec. 2.3.1; TESS Science Data Products Description Document EXP-TESS-ARC-ICD-0014)
     ``TIME``, ``PDCSAP_FLUX``/``PDCSAP_FLUX_ERR`` or ``SAP_FLUX``/``SAP_FLUX_ERR``
-    (e-/s), ``QUALITY`` (TESS) or ``SAP_QUALITY`` (Kepler, K2), ``CADENCENO``;
-    primary header ``TELESCOP``, ``MISSION`` (K2 files say ``K2``), ``OBJECT``,
-    ``TICID``/``KEPLERID``, ``SECTOR``/``QUARTER``/``CAMPAIGN``,
-    ``RA_OBJ``/``DEC_OBJ``; extension header ``BJDREFI``, ``BJDREFF``,
-    ``TIMESYS``, ``TIMEREF``, ``TIMEUNIT``.
+    (e-/s, checked against each column's ``TUNIT``), ``QUALITY`` (TESS) or
+    ``SAP_QUALITY`` (Kepler, K2), ``CADENCENO``; primary header ``TELESCOP``,
+    ``MISSION`` (K2 files say ``K2``), ``OBJECT``, ``TICID``/``KEPLERID``,
+    ``SECTOR``/``QUARTER``/``CAMPAIGN``, ``RA_OBJ``/``DEC_OBJ``; extension
+    header ``BJDREFI``, ``BJDREFF``, ``TIMESYS``, ``TIMEREF``, ``TIMEUNIT``.
 
 Units and time
     Flux stays a count rate in e-/s (bands ``tess:TESS``, ``kepler:Kepler``,
     ``k2:K2``; these have no absolute calibration).  ``TIME`` is BJD_TDB minus
     ``BJDREFI + BJDREFF`` days: TESS BTJD = BJD_TDB - 2457000, Kepler/K2 BKJD
     = BJD_TDB - 2454833 (lightkurve time.py; Kepler Archive Manual sec. 2.3.2).
-    The reference is read from each file's header, so a file with a different
-    reference is still converted right; times already barycentric TDB
-    (``TIMEREF = 'SOLARSYSTEM'``, ``TIMESYS = 'TDB'``) become MJD(TDB) with
-    `multilc.timescales` (systems ``tess.btjd``, ``kepler.bkjd``, ``k2.bkjd``).
+    The reference is read from each file's header (lightkurve's TESS reader
+    assumes 2457000), so a file with a different reference is still converted
+    right; times already barycentric TDB (``TIMEREF = 'SOLARSYSTEM'``,
+    ``TIMESYS = 'TDB'``) become MJD(TDB) with `multilc.timescales` (systems
+    ``tess.btjd``, ``kepler.bkjd``, ``k2.bkjd``).
 
 Default masks (each counted in ``ParseResult.dropped``)
     cadences with NaN ``TIME``; cadences whose quality word has a bit of
     lightkurve's ``quality_bitmask`` preset (``"default"``; also ``"hard"``,
-    ``"hardest"``, ``"none"`` or an int; presets read from
-    `lightkurve.utils.TessQualityFlags` / `KeplerQualityFlags`); cadences with
-    NaN flux or flux error in the chosen column.
+    ``"hardest"``, ``"none"`` or an int; the values of
+    `lightkurve.utils.TessQualityFlags` / `KeplerQualityFlags`, kept as data in
+    `QUALITY_PRESETS`); cadences with
+    NaN flux or a flux error that is NaN or not positive.
 
 Binning
     ``bin_to`` (a time Quantity, default None = keep every cadence) averages
@@ -64,34 +112,38 @@ Band metadata
     ``band_notes`` lists the author, flux column and sectors/quarters/
     campaigns, as "; "-separated items (``"SPOC; PDCSAP_FLUX; sector 1;
     sector 2"``) so that notes of several batches merge cleanly.
-
-Limits
-    lightkurve resolves the position through the MAST name resolver
-    (one extra request per target; its URL is fixed inside astroquery).
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
+import json
 import os
+import re
+import tempfile
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy import config as _config
 from astropy import log
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 
-from multilc.collect.api import (Archive, Failure, ParseResult, describe_targets,
+from multilc.collect.api import (Archive, ArchiveError, Failure, ParseResult,
+                                 describe_targets, http_request, http_session,
                                  register_archive)
+from multilc.errors import FileFormatError
 from multilc.io.registry import readwrite_registry, register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.timescales import TIME_SYSTEMS, to_mjd_tdb
 
 __all__ = ["conf", "Conf", "MISSIONS", "MissionSpec", "TessArchive", "KeplerArchive",
-           "K2Archive", "read_mission_file", "read_lightcurve_file", "bin_weighted"]
+           "K2Archive", "read_mission_file", "read_lightcurve_file", "bin_weighted",
+           "MissionFileError", "INVOKE_PATH", "DOWNLOAD_PATH"]
 
 
 # --------------------------------------------------------------------------- settings
@@ -102,9 +154,24 @@ class Conf(_config.ConfigNamespace):
         "https://mast.stsci.edu",
         "MAST server for the portal API and downloads (astroquery.mast.conf.server).")
     download_dir = _config.ConfigItem(
-        "", "Folder of downloaded light-curve files; empty: lightkurve's cache "
-            "(lightkurve.config.get_cache_dir()).")
-    concurrency = _config.ConfigItem(4, "Targets searched/downloaded at once per mission.")
+        "", "Folder of downloaded light-curve files (astroquery's mastDownload/ layout "
+            "inside); empty: <multilc cache folder>/mast.")
+    concurrency = _config.ConfigItem(4, "Batches (crossmatch chunks) in flight per mission.")
+    chunk_size = _config.ConfigItem(
+        200, "Targets per Mast.Caom.Crossmatch request (a choice: MAST documents no "
+             "upload limit, only ~500,000 result rows per request).")
+    products_chunk = _config.ConfigItem(
+        500, "Observation ids per Mast.Caom.Products request (comma-separated obsid).")
+    pagesize = _config.ConfigItem(
+        50000, "Rows per page asked of the MAST API (astroquery.mast.conf.pagesize).")
+    download_concurrency = _config.ConfigItem(
+        8, "Light-curve files downloaded at once within one batch.")
+    download_retries = _config.ConfigItem(
+        2, "Retries of a transient download error of one file (then that target fails).")
+    poll_interval = _config.ConfigItem(
+        0.2, "Seconds before re-issuing a request MAST answered with status EXECUTING.")
+    poll_limit = _config.ConfigItem(
+        300, "Most re-issues of one request answered EXECUTING (then a transient error).")
 
 
 conf = Conf()
@@ -149,7 +216,35 @@ _MJD_ZERO_JD = 2400000.5
 _LC_EXTENSION = "LIGHTCURVE"
 _READ_COLUMNS = ("TIME", "CADENCENO", "SAP_FLUX", "SAP_FLUX_ERR", "PDCSAP_FLUX",
                  "PDCSAP_FLUX_ERR")
-_SEARCH_LOCK = threading.Lock()
+#: MAST API paths (MAST API documentation: "The MAST Request Url" and the
+#: download examples of https://mast.stsci.edu/api/v0/pyex.html).
+INVOKE_PATH = "/api/v0/invoke"
+DOWNLOAD_PATH = "/api/v0.1/Download/file"
+#: FITS files are sequences of 2880-byte blocks (FITS Standard 4.0, sec. 3.1):
+#: a size that is not a multiple of it is a cut-off file.
+_FITS_BLOCK = 2880
+#: Characters allowed in a file or folder name taken from a MAST answer.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+#: lightkurve's exptime words (search._mask_by_exptime): seconds of t_exptime.
+_EXPTIME_WORDS = {"fast": (0.0, 60.0), "short": (60.0, 200.0), "long": (200.0, np.inf),
+                  "ffi": (200.0, np.inf)}
+
+
+#: lightkurve's quality_bitmask presets (``lightkurve.utils.TessQualityFlags.OPTIONS``
+#: and ``KeplerQualityFlags.OPTIONS`` of lightkurve 2.6.0: sums of the quality
+#: bits of the TESS SDPDD sec. 9 and Kepler Archive Manual table 2-3).  Kept
+#: as data so that reading needs no lightkurve import (several seconds); the
+#: tests compare them with the installed lightkurve.
+QUALITY_PRESETS = {
+    "TessQualityFlags": {"none": 0, "default": 17087, "hard": 24319, "hardest": 65535},
+    "KeplerQualityFlags": {"none": 0, "default": 1130799, "hard": 1664431,
+                           "hardest": 2096639},
+}
+
+
+class MissionFileError(FileFormatError, ValueError):
+    """A TESS/Kepler/K2 light-curve file that cannot be read (truncated,
+    corrupt, not a mission file, undeclared or wrong units)."""
 
 
 # --------------------------------------------------------------------------- files
@@ -165,8 +260,9 @@ def _mission_from_header(header, path):
         # Kepler-prime files carry QUARTER, K2 files CAMPAIGN (some old K2
         # products lack MISSION).
         return "k2" if "CAMPAIGN" in header and "QUARTER" not in header else "kepler"
-    raise ValueError(f"{path}: TELESCOP={telescope or '(none)'!r}, MISSION="
-                     f"{mission or '(none)'!r} is not a TESS, Kepler or K2 light-curve file")
+    raise MissionFileError(path, f"TELESCOP={telescope or '(none)'!r}, MISSION="
+                                 f"{mission or '(none)'!r} is not a TESS, Kepler or K2 "
+                                 "light-curve file")
 
 
 def read_lightcurve_file(path, *, author=None):
@@ -187,12 +283,41 @@ def read_lightcurve_file(path, *, author=None):
         ``object``, ``season`` (sector/quarter/campaign), ``ra``/``dec`` [deg],
         ``bjdref`` [d], ``timesys``, ``timeref``, ``timeunit``, ``quality_column``
         and the arrays ``TIME`` [d], ``CADENCENO``, ``SAP_FLUX``,
-        ``SAP_FLUX_ERR``, ``PDCSAP_FLUX``, ``PDCSAP_FLUX_ERR`` [e-/s],
-        ``QUALITY`` (int64), plus ``flux_unit`` (the TUNIT of PDCSAP_FLUX).
+        ``SAP_FLUX_ERR``, ``PDCSAP_FLUX``, ``PDCSAP_FLUX_ERR`` (in the units
+        of ``units``), ``QUALITY`` (int64), plus ``units`` (TUNIT of each
+        flux column present, None where the file declares none) and
+        ``flux_unit`` (that of PDCSAP_FLUX).
+
+    Raises
+    ------
+    MissionFileError
+        The file is cut off (size not a whole number of 2880-byte FITS
+        blocks), corrupt, or not a TESS/Kepler/K2 light-curve file.
     """
     source = path
     path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else \
         str(getattr(path, "name", "<file object>"))
+    if isinstance(source, (str, os.PathLike)) and not path.lower().endswith(".gz"):
+        try:
+            size = os.path.getsize(source)
+        except OSError as exc:
+            raise MissionFileError(path, f"cannot be read: {exc}") from exc
+        if size == 0 or size % _FITS_BLOCK:
+            raise MissionFileError(path, f"truncated: {size} bytes is not a whole number "
+                                         f"of {_FITS_BLOCK}-byte FITS blocks")
+    try:
+        with warnings.catch_warnings():
+            # astropy warns (and pads) when a file ends early: an error here.
+            warnings.filterwarnings("error", message=".*truncated.*")
+            return _read_hdul(source, path, author)
+    except MissionFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a damaged file is typed
+        raise MissionFileError(path, f"corrupt or truncated FITS file: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_hdul(source, path, author):
     with fits.open(source, memmap=False) as hdul:
         primary = hdul[0].header
         mission = _mission_from_header(primary, path)
@@ -200,14 +325,16 @@ def read_lightcurve_file(path, *, author=None):
         try:
             hdu = hdul[_LC_EXTENSION]
         except KeyError:
-            raise ValueError(f"{path}: no {_LC_EXTENSION!r} extension; not a {spec.mission} "
-                             "light-curve file") from None
+            raise MissionFileError(path, f"no {_LC_EXTENSION!r} extension; not a "
+                                         f"{spec.mission} light-curve file") from None
         header = hdu.header
         data = hdu.data
+        if data is None:
+            raise MissionFileError(path, f"extension {_LC_EXTENSION} has no table")
         names = [n.upper() for n in data.columns.names]
         missing = [c for c in ("TIME", spec.quality_column) if c not in names]
         if missing:
-            raise ValueError(f"{path}: extension {_LC_EXTENSION} lacks columns {missing}")
+            raise MissionFileError(path, f"extension {_LC_EXTENSION} lacks columns {missing}")
         if "BJDREFI" in header:
             bjdref = float(header["BJDREFI"]) + float(header.get("BJDREFF", 0.0))
         else:
@@ -231,13 +358,17 @@ def read_lightcurve_file(path, *, author=None):
         out["author"] = author or (spec.author if origin == "NASA/Ames" or not origin
                                    else origin)
         n = len(data)
+        units = {}
         for col in _READ_COLUMNS:
-            out[col] = (np.asarray(data[col], dtype="float64") if col in names
-                        else np.full(n, np.nan))
+            if col in names:
+                out[col] = np.asarray(data[col], dtype="float64")
+                unit = header.get(f"TUNIT{names.index(col) + 1}")
+                units[col] = None if unit is None else str(unit).strip()
+            else:
+                out[col] = np.full(n, np.nan)
         out["QUALITY"] = np.asarray(data[spec.quality_column], dtype="int64")
-        unit_key = f"TUNIT{names.index('PDCSAP_FLUX') + 1}" if "PDCSAP_FLUX" in names \
-            else None
-        out["flux_unit"] = str(header.get(unit_key, "e-/s")) if unit_key else "e-/s"
+        out["units"] = units
+        out["flux_unit"] = units.get("PDCSAP_FLUX")
     return out
 
 
@@ -248,26 +379,32 @@ def _quality_bitmask(spec, option):
         return 0
     if isinstance(option, (int, np.integer)) and not isinstance(option, bool):
         return int(option)
-    from lightkurve import utils as lk_utils
-
-    presets = getattr(lk_utils, spec.flags_class).OPTIONS
+    presets = QUALITY_PRESETS[spec.flags_class]
     try:
         value = presets[str(option).lower()]
     except KeyError:
         raise ValueError(f"{spec.archive}: quality_bitmask={option!r}; expected one of "
-                         f"{sorted(k for k in presets if k)} or an int") from None
-    return 0 if value is None else int(value)
+                         f"{sorted(presets)} or an int") from None
+    return int(value)
 
 
-def _flux_unit(text, path):
-    """Count-rate unit of a file's flux column (SPOC/Kepler write 'e-/s')."""
+def _flux_unit(text, path, column="PDCSAP_FLUX"):
+    """Count-rate unit of a file's flux column (SPOC/Kepler write TUNIT 'e-/s').
+
+    A column without a declared unit, or with a unit that is not a count rate
+    (normalised community products, 'ppm'), is refused: the reader never
+    guesses the unit of a flux.
+    """
+    if text is None or not str(text).strip():
+        raise MissionFileError(path, f"{column} has no unit (TUNIT); expected e-/s")
     try:
         unit = u.Unit(str(text).replace("e-", "electron"))
     except ValueError:
-        raise ValueError(f"{path}: flux unit {text!r} is not a count rate") from None
+        raise MissionFileError(path, f"{column} unit {text!r} is not a count rate") \
+            from None
     if not unit.is_equivalent(u.electron / u.s):
-        raise ValueError(f"{path}: flux unit {text!r} is not e-/s; this reader only takes "
-                         "pipeline fluxes")
+        raise MissionFileError(path, f"{column} unit {text!r} is not e-/s; this reader "
+                                     "only takes pipeline fluxes")
     return unit
 
 
@@ -316,11 +453,15 @@ def _product_arrays(product, options, dropped):
     path = product["path"]
     if product["timeref"] != "SOLARSYSTEM" or product["timesys"] != "TDB" or \
             product["timeunit"] not in ("d", "day", "days"):
-        raise ValueError(f"{path}: TIMESYS={product['timesys']}, TIMEREF="
-                         f"{product['timeref']}, TIMEUNIT={product['timeunit']}; expected "
-                         "barycentric TDB days (TIMESYS='TDB', TIMEREF='SOLARSYSTEM')")
+        raise MissionFileError(path, f"TIMESYS={product['timesys']}, TIMEREF="
+                                     f"{product['timeref']}, TIMEUNIT={product['timeunit']}; "
+                                     "expected barycentric TDB days (TIMESYS='TDB', "
+                                     "TIMEREF='SOLARSYSTEM')")
     flux_column = options["flux_column"].upper()
-    unit = _flux_unit(product["flux_unit"], path)
+    units = product.get("units", {flux_column: product.get("flux_unit"),
+                                  flux_column + "_ERR": product.get("flux_unit")})
+    unit = _flux_unit(units.get(flux_column), path, flux_column)
+    err_unit = _flux_unit(units.get(flux_column + "_ERR"), path, flux_column + "_ERR")
     t = product["TIME"]
     f = product[flux_column]
     e = product[flux_column + "_ERR"]
@@ -344,8 +485,8 @@ def _product_arrays(product, options, dropped):
     system = TIME_SYSTEMS[spec.time_system]
     nominal_jd = system.mjd_offset + _MJD_ZERO_JD
     mjd = to_mjd_tdb(t + (product["bjdref"] - nominal_jd), spec.time_system)
-    scale = unit.to(u.electron / u.s)
-    f, e = f * scale, e * scale
+    f = f * unit.to(u.electron / u.s)
+    e = e * err_unit.to(u.electron / u.s)
     bin_to = options.get("bin_to")
     if bin_to is not None:
         n_before = len(mjd)
@@ -372,6 +513,14 @@ def _check_options(name, options):
     return {**options, "flux_column": flux_column}
 
 
+def _separation_arcsec(ra1, dec1, ra2, dec2):
+    """Angular distance [arcsec] between positions in degrees (NaN if any is NaN)."""
+    from astropy.coordinates import angular_separation
+
+    r = np.radians
+    return np.degrees(angular_separation(r(ra1), r(dec1), r(ra2), r(dec2))) * 3600.0
+
+
 def _season_text(spec, season):
     try:
         return f"{spec.season_name} {int(season)}"
@@ -379,7 +528,7 @@ def _season_text(spec, season):
         return f"{spec.season_name} {season}" if season not in (None, "") else ""
 
 
-def products_to_lightcurve(targets, options, name):
+def products_to_lightcurve(targets, options, name, *, raise_errors=False):
     """Build a light curve from products of several targets.
 
     Parameters
@@ -391,6 +540,9 @@ def products_to_lightcurve(targets, options, name):
         ``flux_column``, ``quality_bitmask``, ``bin_to``, ``match``.
     name : str
         Archive name for messages.
+    raise_errors : bool
+        Raise a product's error instead of reporting it as that target's
+        failure (file reading).
 
     Returns
     -------
@@ -406,13 +558,8 @@ def products_to_lightcurve(targets, options, name):
         products = list(target["products"])
         t_ra, t_dec = target.get("ra", np.nan), target.get("dec", np.nan)
         have_pos = np.isfinite(t_ra) and np.isfinite(t_dec)
-        seps = []
-        for p in products:
-            if have_pos and np.isfinite(p["ra"]) and np.isfinite(p["dec"]):
-                seps.append(SkyCoord(t_ra * u.deg, t_dec * u.deg).separation(
-                    SkyCoord(p["ra"] * u.deg, p["dec"] * u.deg)).to_value(u.arcsec))
-            else:
-                seps.append(np.nan)
+        seps = [_separation_arcsec(t_ra, t_dec, p["ra"], p["dec"]) if have_pos else np.nan
+                for p in products]
         if options["match"] == "nearest" and products and np.isfinite(seps).any():
             nearest_id = products[int(np.nanargmin(seps))]["target_id"]
             others = [i for i, p in enumerate(products) if p["target_id"] != nearest_id]
@@ -430,8 +577,10 @@ def products_to_lightcurve(targets, options, name):
                 continue
             try:
                 mjd, f, e, q = _product_arrays(p, options, dropped)
-            except ValueError as exc:
-                failures.append(Failure(name, [oid], "ValueError",
+            except Exception as exc:  # noqa: BLE001 - one file fails its target only
+                if raise_errors:
+                    raise
+                failures.append(Failure(name, [oid], type(exc).__name__,
                                         f"{name}: {exc} ({describe_targets([oid])})"))
                 continue
             n = len(mjd)
@@ -478,9 +627,10 @@ def products_to_lightcurve(targets, options, name):
 
 # --------------------------------------------------------------------------- archives
 class _MissionArchive(Archive):
-    """Light curves of one mission through lightkurve (see the module docstring).
+    """Light curves of one mission from MAST (see the module docstring).
 
-    Options: ``author`` (default the mission pipeline), ``exptime``,
+    Options: ``author`` (default the mission pipeline; ``"any"`` for all),
+    ``exptime`` (seconds, ``"fast"``/``"short"``/``"long"`` or None),
     ``flux_column`` (``"pdcsap_flux"`` or ``"sap_flux"``),
     ``quality_bitmask`` (lightkurve preset or int), ``bin_to`` (time
     Quantity or None), ``match`` (``"all"`` or ``"nearest"``).
@@ -488,7 +638,7 @@ class _MissionArchive(Archive):
 
     spec: MissionSpec = None
     returns = "photometry"
-    chunk_size = 1
+    chunk_size = 200
     concurrency = 4
     default_radius = 1 * u.arcsec
     env_prefix = "MAST"
@@ -498,94 +648,356 @@ class _MissionArchive(Archive):
         super().__init__(**options)
         self.options = _check_options(self.name, self.options)
         _quality_bitmask(self.spec, self.options["quality_bitmask"])
+        _exptime_range(self.name, self.options["exptime"])
 
-    # ------------------------------------------------------------------ query
+    # ------------------------------------------------------------------ settings
+    def _server(self):
+        return str(self.setting("url")).rstrip("/")
+
     def _download_dir(self):
+        """``download_dir`` setting, else ``<multilc cache>/mast``."""
         folder = self.setting("download_dir")
         if folder:
-            return str(folder)
-        from lightkurve import config as lk_config
+            return Path(folder)
+        import multilc
+        from multilc.collect.api import setting
 
-        return lk_config.get_cache_dir()
+        base = setting(multilc.conf, "cache_dir")
+        if not base:
+            import platformdirs
 
-    def _configure_mast(self):
-        """Point astroquery's MAST portal connection at the configured server."""
-        from astroquery.mast import Observations
+            base = platformdirs.user_cache_dir("multilc")
+        return Path(base) / "mast"
 
-        server = str(self.setting("url")).rstrip("/")
-        portal = Observations._portal_api_connection
-        portal.MAST_REQUEST_URL = server + "/api/v0/invoke"
-        portal.COLUMNS_CONFIG_URL = server + "/portal/Mashup/Mashup.asmx/columnsconfig"
-        portal.MAST_DOWNLOAD_URL = server + "/api/v0.1/Download/file"
-        portal.MAST_BUNDLE_URL = server + "/api/v0.1/Download/bundle"
-        if self.timeout is not None:
-            portal.TIMEOUT = self.timeout
+    # ------------------------------------------------------------------ MAST API
+    def _invoke(self, batch, session, request):
+        """Send one MAST API request; follow long polling and paging.
 
-    def _search(self, coord, batch):
-        import lightkurve as lk
+        Parameters
+        ----------
+        batch : `~multilc.collect.api.Batch`
+            The targets concerned (for error messages).
+        session : requests.Session
+        request : dict
+            The MashupRequest without ``page``/``pagesize``.
 
-        opts = self.options
-        author = opts["author"]
-        with _SEARCH_LOCK:
-            self._configure_mast()
-            return lk.search_lightcurve(coord, radius=self.radius, mission=self.spec.mission,
-                                        author=None if author in ("any", "all") else author,
-                                        exptime=opts["exptime"])
+        Returns
+        -------
+        rows : list of dict
+            The ``data`` rows of every page.
+        requests : int
+            HTTP requests sent.
+        """
+        url = self._server() + INVOKE_PATH
+        pagesize = int(self.setting("pagesize"))
+        poll_limit = int(self.setting("poll_limit"))
+        poll_interval = float(self.setting("poll_interval"))
+        rows, sent, page, expected = [], 0, 1, None
+        while True:
+            body = dict(request, format="json", pagesize=pagesize, page=page)
+            polls = 0
+            while True:
+                # The MAST API takes one form field, ``request``, holding the JSON.
+                resp = http_request(self, batch, "POST", url, session=session,
+                                    timeout=self.timeout,
+                                    data={"request": json.dumps(body)},
+                                    headers={"Accept": "application/json"})
+                sent += 1
+                answer = self._json(resp, batch, request["service"])
+                status = str(answer.get("status", "")).upper()
+                if status != "EXECUTING":
+                    break
+                # Long polling: MAST asks the client to send the same request again.
+                polls += 1
+                if polls > poll_limit:
+                    raise self.error(f"{request['service']} still EXECUTING after "
+                                     f"{polls} polls", batch, transient=True)
+                time.sleep(poll_interval)
+            if status != "COMPLETE":
+                msg = str(answer.get("msg") or "").strip() or "no message"
+                raise self.error(f"{request['service']} answered status "
+                                 f"{status or '(none)'}: {msg[:300]}", batch)
+            data = answer.get("data")
+            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+                raise self.error(f"{request['service']} answer has no list of rows in "
+                                 "'data'", batch)
+            paging = answer.get("paging") or {}
+            if not isinstance(paging, dict):
+                paging = {}
+            declared = paging.get("rows")
+            if declared is not None and int(declared) != len(data):
+                raise self.error(f"{request['service']} page {page} declares {declared} "
+                                 f"rows but holds {len(data)} (cut off)", batch,
+                                 transient=True)
+            rows.extend(data)
+            if paging.get("rowsFiltered") is not None:
+                expected = int(paging["rowsFiltered"])
+            pages = int(paging.get("pagesFiltered") or 1)
+            if page >= pages or not data:
+                break
+            page += 1
+        if expected is not None and expected != len(rows):
+            raise self.error(f"{request['service']} declares {expected} rows "
+                             f"(paging.rowsFiltered) but {len(rows)} arrived over {page} "
+                             "page(s); the answer is incomplete", batch, transient=True)
+        return rows, sent
+
+    def _json(self, resp, batch, service):
+        text_type = resp.headers.get("Content-Type", "")
+        try:
+            answer = resp.json()
+        except ValueError:
+            head = resp.text[:300]
+            title = re.search(r"<title>(.*?)</title>", head, re.I | re.S)
+            what = f"an HTML page ({title.group(1).strip()})" if title else \
+                f"non-JSON content ({text_type or 'no content type'})"
+            raise self.error(f"{service} answered with {what}", batch,
+                             transient=True) from None
+        if not isinstance(answer, dict):
+            raise self.error(f"{service} answer is not a JSON object", batch)
+        return answer
+
+    def _crossmatch(self, batch, session):
+        """CAOM observations of this mission near each target of *batch*.
+
+        Returns
+        -------
+        observations : dict
+            ``{obsid: {CAOM fields..., "objectids": [..]}}``.
+        requests : int
+        """
+        radius_deg = self.radius.to_value(u.deg)
+        upload = {"fields": [{"name": "ra", "type": "float"},
+                             {"name": "dec", "type": "float"},
+                             {"name": "objectid", "type": "int"}],
+                  "data": [{"ra": float(r), "dec": float(d), "objectid": int(o)}
+                           for o, r, d in zip(batch.objectid, batch.ra, batch.dec)]}
+        request = {"service": "Mast.Caom.Crossmatch", "data": upload,
+                   "params": {"raColumn": "ra", "decColumn": "dec", "radius": radius_deg}}
+        rows, sent = self._invoke(batch, session, request)
+        lo, hi = _exptime_range(self.name, self.options["exptime"])
+        author = self.options["author"]
+        authors = None if author in (None, "any", "all") else \
+            {a.lower() for a in np.atleast_1d(author)}
+        observations = {}
+        tol = self.radius.to_value(u.arcsec) * (1 + 1e-9) + 1e-6
+        for row in rows:
+            collection = str(row.get("obs_collection") or row.get("project") or "")
+            if collection.lower() != self.spec.mission.lower():
+                continue
+            if str(row.get("dataproduct_type") or "").lower() != "timeseries":
+                continue
+            if authors is not None and \
+                    str(row.get("provenance_name") or "").lower() not in authors:
+                continue
+            exptime = _float(row.get("t_exptime"))
+            if lo is not None and not (lo <= exptime < hi):
+                continue
+            obsid = str(row.get("obsid") or "").strip()
+            s_ra, s_dec = _float(row.get("s_ra")), _float(row.get("s_dec"))
+            if not obsid or not (np.isfinite(s_ra) and np.isfinite(s_dec)):
+                continue
+            sep = _separation_arcsec(batch.ra, batch.dec, s_ra, s_dec)
+            owners = [int(o) for o in batch.objectid[sep <= tol]]
+            if not owners:
+                continue
+            obs = observations.setdefault(obsid, {
+                "obsid": obsid, "obs_id": str(row.get("obs_id") or ""),
+                "obs_collection": collection, "author": str(row.get("provenance_name") or
+                                                            self.spec.author),
+                "exptime": exptime, "season": row.get("sequence_number"),
+                "objectids": []})
+            obs["objectids"] = sorted(set(obs["objectids"]) | set(owners))
+        return observations, sent
+
+    def _products(self, batch, session, observations):
+        """Light-curve files of *observations* (``Mast.Caom.Products``)."""
+        obsids = sorted(observations)
+        chunk = max(1, int(self.setting("products_chunk")))
+        products, sent = {}, 0
+        for start in range(0, len(obsids), chunk):
+            part = obsids[start:start + chunk]
+            request = {"service": "Mast.Caom.Products", "params": {"obsid": ",".join(part)}}
+            rows, n = self._invoke(batch, session, request)
+            sent += n
+            for row in rows:
+                obs = observations.get(str(row.get("obsID") or row.get("obsid") or ""))
+                name = str(row.get("productFilename") or "")
+                uri = str(row.get("dataURI") or "")
+                # lightkurve's rule for light-curve files (search._filter_products).
+                if obs is None or not name.lower().endswith("lc.fits") or not uri:
+                    continue
+                size = _float(row.get("size"))
+                products.setdefault(uri, {
+                    "dataURI": uri, "filename": name,
+                    "obs_id": str(row.get("obs_id") or obs["obs_id"]),
+                    "obs_collection": obs["obs_collection"], "author": obs["author"],
+                    "size": int(size) if np.isfinite(size) and size > 0 else None,
+                    "objectids": obs["objectids"]})
+        return products, sent
+
+    # ------------------------------------------------------------------ files
+    def _local_path(self, folder, product):
+        parts = [product["obs_collection"], product["obs_id"], product["filename"]]
+        for part in parts:
+            if not _SAFE_NAME.match(part) or part in (".", ".."):
+                raise ArchiveError(f"MAST product name {part!r} is not a safe file name",
+                                   archive=self.name, objectids=product["objectids"])
+        return folder.joinpath("mastDownload", *parts)
+
+    def _download(self, batch, session, product, path):
+        """Stream one file to *path* (atomically); True if it was fetched."""
+        size = product["size"]
+        if path.exists() and (size is None or path.stat().st_size == size):
+            return False
+        owners = batch.subset(np.isin(batch.objectid, product["objectids"]))
+        resp = http_request(self, owners, "GET", self._server() + DOWNLOAD_PATH,
+                            session=session, timeout=self.timeout,
+                            params={"uri": product["dataURI"]}, stream=True)
+        import requests
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        written = 0
+        try:
+            with resp, os.fdopen(fd, "wb") as out:
+                ctype = resp.headers.get("Content-Type", "")
+                if "html" in ctype.lower():
+                    raise self.error(f"download of {product['filename']} answered with an "
+                                     "HTML page", owners, transient=True)
+                declared = resp.headers.get("Content-Length")
+                try:
+                    for block in resp.iter_content(1 << 16):
+                        out.write(block)
+                        written += len(block)
+                except requests.RequestException as exc:
+                    raise self.error(f"download of {product['filename']} broke off after "
+                                     f"{written} bytes: {exc}", owners,
+                                     transient=True) from exc
+                for what, expect in (("Content-Length", declared),
+                                     ("the size MAST lists", size)):
+                    if expect is not None and int(expect) != written:
+                        raise self.error(f"download of {product['filename']} gave "
+                                         f"{written} bytes, {what} says {int(expect)}",
+                                         owners, transient=True)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
+
+    def _fetch_and_read(self, batch, local, sessions, product, folder):
+        """Download (with retries of transient errors) and read one product."""
+        if not hasattr(local, "session"):
+            local.session = http_session(self.timeout)
+            sessions.append(local.session)
+        path = self._local_path(folder, product)
+        retries = max(0, int(self.setting("download_retries")))
+        for attempt in range(retries + 1):
+            try:
+                fetched = self._download(batch, local.session, product, path)
+                break
+            except ArchiveError as exc:
+                if not exc.transient or attempt == retries:
+                    raise
+                time.sleep(min(4.0, 0.5 * 2 ** attempt))
+        try:
+            return read_lightcurve_file(path, author=product["author"]), fetched
+        except MissionFileError:
+            # A damaged file must not stay in the download folder, where it
+            # would fail every later run without a request.
+            path.unlink(missing_ok=True)
+            raise
 
     def query(self, batch):
-        """Search and download each target's products; return their arrays.
+        """Find, download and read the light-curve files of *batch*'s targets.
 
         Returns
         -------
         dict
             ``{"targets": [{"objectid", "ra", "dec", "label", "products":
-            [read_lightcurve_file dicts]}]}`` (picklable).
+            [read_lightcurve_file dicts]}], "failures": [{"objectids",
+            "error_type", "message", "transient"}], "requests": {"search",
+            "download"}}`` (picklable); one target's failure never removes
+            another target's products.
         """
-        import requests
-
-        out = []
-        download_dir = self._download_dir()
-        Path(download_dir).mkdir(parents=True, exist_ok=True)
+        session = http_session(self.timeout)
+        observations, n_search = self._crossmatch(batch, session)
+        products, n_products = ({}, 0) if not observations else \
+            self._products(batch, session, observations)
+        folder = self._download_dir()
+        per_target = {int(o): [] for o in batch.objectid}
+        failures = []
+        fetched = 0
+        if products:
+            local = threading.local()
+            sessions = []            # one requests.Session per download thread
+            workers = max(1, min(int(self.setting("download_concurrency")), len(products)))
+            with cf.ThreadPoolExecutor(workers, thread_name_prefix=f"{self.name}-dl") as pool:
+                futures = {pool.submit(self._fetch_and_read, batch, local, sessions, p,
+                                       folder): p
+                           for p in products.values()}
+                for fut in cf.as_completed(futures):
+                    product = futures[fut]
+                    try:
+                        arrays, got = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - isolated per target
+                        failures.append({
+                            "objectids": list(product["objectids"]),
+                            "error_type": type(exc).__name__,
+                            "message": f"{self.name}: {product['filename']}: "
+                                       f"{getattr(exc, 'message', None) or exc} "
+                                       f"({describe_targets(product['objectids'])})",
+                            "transient": bool(getattr(exc, "transient", False))})
+                        continue
+                    fetched += got
+                    for oid in product["objectids"]:
+                        per_target[oid].append((product["dataURI"], arrays))
+            for sess in sessions:
+                sess.close()
+        session.close()
+        targets = []
         for i, oid in enumerate(batch.objectid):
-            coord = SkyCoord(batch.ra[i] * u.deg, batch.dec[i] * u.deg, frame="icrs")
-            who = [int(oid)]
-            try:
-                result = self._search(coord, batch)
-                products = []
-                if result is not None and len(result) > 0:
-                    # lightkurve itself silences the download progress output.
-                    collection = result.download_all(download_dir=download_dir,
-                                                     quality_bitmask="none")
-                    for lc, row in zip(collection or [], result.table):
-                        products.append(read_lightcurve_file(
-                            lc.meta["FILENAME"], author=str(row["author"])))
-            except requests.HTTPError as exc:
-                code = exc.response.status_code if exc.response is not None else 0
-                raise self.error(f"MAST answered HTTP {code}: {exc}", objectids=who,
-                                 transient=code == 429 or code >= 500) from exc
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise self.error(f"MAST could not be reached: {exc}", objectids=who,
-                                 transient=True) from exc
-            except OSError as exc:  # unreadable/truncated download
-                raise self.error(f"downloaded light curve unreadable: {exc}", objectids=who,
-                                 transient=True) from exc
-            except Exception as exc:
-                if type(exc).__name__ in ("LightkurveError", "SearchError",
-                                          "RemoteServiceError", "InvalidQueryError"):
-                    raise self.error(f"lightkurve search/download failed: {exc}",
-                                     objectids=who, transient="Download of" in str(exc)) \
-                        from exc
-                raise
-            out.append({"objectid": int(oid), "ra": float(batch.ra[i]),
-                        "dec": float(batch.dec[i]), "label": str(batch.label[i]),
-                        "products": products})
-        return {"targets": out}
+            found = sorted(per_target[int(oid)], key=lambda item: item[0])
+            targets.append({"objectid": int(oid), "ra": float(batch.ra[i]),
+                            "dec": float(batch.dec[i]), "label": str(batch.label[i]),
+                            "products": [arrays for _, arrays in found]})
+        return {"targets": targets, "failures": failures,
+                "requests": {"search": n_search + n_products, "download": fetched}}
 
     # ------------------------------------------------------------------ parse
     def parse(self, raw, batch):
         if not isinstance(raw, dict) or "targets" not in raw:
             raise self.error(f"unexpected raw response of type {type(raw).__name__}", batch)
-        return products_to_lightcurve(raw["targets"], self.options, self.name)
+        result = products_to_lightcurve(raw["targets"], self.options, self.name)
+        for f in raw.get("failures", []):
+            result.failures.append(Failure(self.name, list(f["objectids"]), f["error_type"],
+                                           f["message"], bool(f.get("transient", False))))
+        return result
+
+
+def _float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _exptime_range(name, exptime):
+    """``(low, high)`` seconds of t_exptime for an ``exptime`` option (None: all)."""
+    if exptime is None:
+        return None, None
+    if isinstance(exptime, str):
+        try:
+            return _EXPTIME_WORDS[exptime.lower()]
+        except KeyError:
+            raise ValueError(f"{name}: exptime={exptime!r}; expected seconds, 'fast', "
+                             "'short', 'long' or None") from None
+    if isinstance(exptime, u.Quantity):
+        exptime = exptime.to_value(u.s)
+    value = float(exptime)
+    # lightkurve compares exposure times for equality; MAST lists them as floats.
+    return value - 0.5, value + 0.5
 
 
 def _options_for(spec):
@@ -597,7 +1009,7 @@ def _options_for(spec):
 class TessArchive(_MissionArchive):
     __doc__ = _MissionArchive.__doc__
     name = "tess"
-    description = "TESS SPOC 2-min light curves (PDCSAP e-/s) from MAST via lightkurve"
+    description = "TESS SPOC 2-min light curves (PDCSAP e-/s) from MAST"
     spec = MISSIONS["tess"]
     bands = ("tess:TESS",)
     default_options = _options_for(MISSIONS["tess"])
@@ -607,7 +1019,7 @@ class TessArchive(_MissionArchive):
 class KeplerArchive(_MissionArchive):
     __doc__ = _MissionArchive.__doc__
     name = "kepler"
-    description = "Kepler long-cadence light curves (PDCSAP e-/s) from MAST via lightkurve"
+    description = "Kepler long-cadence light curves (PDCSAP e-/s) from MAST"
     spec = MISSIONS["kepler"]
     bands = ("kepler:Kepler",)
     default_options = _options_for(MISSIONS["kepler"])
@@ -617,7 +1029,7 @@ class KeplerArchive(_MissionArchive):
 class K2Archive(_MissionArchive):
     __doc__ = _MissionArchive.__doc__
     name = "k2"
-    description = "K2 long-cadence light curves (PDCSAP e-/s) from MAST via lightkurve"
+    description = "K2 long-cadence light curves (PDCSAP e-/s) from MAST"
     spec = MISSIONS["k2"]
     bands = ("k2:K2",)
     default_options = _options_for(MISSIONS["k2"])
@@ -655,9 +1067,10 @@ def read_mission_file(path, *, mission=None, objectid=None, label=None, ra=None,
     products = [read_lightcurve_file(p) for p in paths]
     for p in products:
         if mission is not None and p["mission"] != mission:
-            raise ValueError(f"{p['path']}: the header says {MISSIONS[p['mission']].mission} "
-                             f"(TELESCOP/MISSION), not {MISSIONS[mission].mission}; use "
-                             f"format='{p['mission']}.lightcurve'")
+            raise MissionFileError(p["path"], f"the header says "
+                                              f"{MISSIONS[p['mission']].mission} (TELESCOP/"
+                                              f"MISSION), not {MISSIONS[mission].mission}; use "
+                                              f"format='{p['mission']}.lightcurve'")
     first = products[0]
     for name, value in (("ra", ra), ("dec", dec)):
         if value is not None and not (isinstance(value, u.Quantity)
@@ -673,9 +1086,10 @@ def read_mission_file(path, *, mission=None, objectid=None, label=None, ra=None,
     name = mission or first["mission"]
     result = products_to_lightcurve(
         [target], {"flux_column": flux_column, "quality_bitmask": quality_bitmask,
-                   "bin_to": bin_to, "match": "all"}, name)
+                   "bin_to": bin_to, "match": "all"}, name, raise_errors=True)
     if result.failures:
-        raise ValueError("; ".join(f.message for f in result.failures))
+        raise MissionFileError(", ".join(str(p["path"]) for p in products),
+                               "; ".join(f.message for f in result.failures))
     if result.dropped:
         log.info(f"{name}.lightcurve: dropped " + ", ".join(
             f"{n} ({reason})" for reason, n in result.dropped.items()))

@@ -65,6 +65,8 @@ from astropy.config import ConfigItem, ConfigNamespace
 from astropy.time import Time
 
 from multilc.collect.api import Archive, ParseResult, register_archive
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      merge_dropped)
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import WISE_ZERO_POINT_CHOICES, mag_to_flux, nanomaggies_to_flux
 from multilc.timescales import to_mjd_tdb
@@ -112,6 +114,64 @@ NEOWISE_COLUMNS = ["cntr", "mjd", "w1mpro", "w1sigmpro", "w2mpro", "w2sigmpro",
                    "cc_flags", "qual_frame"]
 #: cc_flags value of an uncontaminated detection (4 bands, '0' each).
 CLEAN_CC_FLAGS = "0000"
+
+#: Units multilc accepts for unWISE ``flux``/``dflux`` if the parquet schema
+#: declares one: Vega-relative nanomaggies (Meisner et al. 2023).  astropy's
+#: ``nanomaggy`` is AB-relative, so no conversion is attempted: any other
+#: declared unit is refused.
+UNWISE_FLUX_UNITS = ("nanomaggies", "nanomaggy", "nmgy", "nmaggy", "nmaggies")
+_UNWISE_SOURCE = ("Meisner et al. 2023 (AJ 165, 36), unTimely catalog columns; nulls "
+                  "are parquet nulls (no numeric 'missing' marker is documented)")
+#: Plausible unWISE fluxes: W1 saturates near 8 Vega mag (~10^5.8 nanomaggies);
+#: |flux| above 10^8 nanomaggies (Vega mag 2.5) is not a measurement.
+MAX_NMGY = 1e8
+UNWISE_CONTRACT = ResponseContract(
+    archive="unwise", what="unWISE time-domain rows", source=_UNWISE_SOURCE,
+    fields=(Field("flux", "float", valid=(-MAX_NMGY, MAX_NMGY)),
+            Field("dflux", "float", positive=True, valid=(None, MAX_NMGY)),
+            Field("band", "int", valid=(1, 2)),
+            Field("MJDMEAN", "float", unit=u.d, valid=MJD_RANGE),
+            Field("primary", "int"),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0)),
+            Field("unwise_detid", "str", required=False, nullable=True),
+            Field("_target", "int"),
+            Field("_separation_arcsec", "float", valid=(0.0, None))))
+_NEOWISE_SOURCE = ("NEOWISE Explanatory Supplement sec. II.1.a (columns, Vega mag, a null "
+                   "w?sigmpro marks a 95% upper limit in w?mpro) and II.3.d (qual_frame)")
+NEOWISE_CONTRACT = ResponseContract(
+    archive="neowise", what="NEOWISE single-exposure rows", source=_NEOWISE_SOURCE,
+    fields=(Field("cntr", "int"),
+            Field("mjd", "float", unit=u.d, valid=MJD_RANGE),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0)),
+            Field("cc_flags", "str", nullable=True),
+            Field("qual_frame", "int", nullable=True, fill=0),
+            Field("_target", "int"),
+            Field("_separation_arcsec", "float", valid=(0.0, None))))
+#: Per band: the magnitude may be null (no detection in that band: counted),
+#: the error may be null (upper limit); values outside the ranges are dropped.
+NEOWISE_BAND_CONTRACTS = {
+    band: ResponseContract(
+        archive="neowise", what=f"NEOWISE {band} photometry", source=_NEOWISE_SOURCE,
+        fields=(Field(mcol, "float", unit=u.mag, nullable=True, valid=(-5.0, 30.0)),
+                Field(ecol, "float", unit=u.mag, nullable=True, positive=True,
+                      valid=(None, 10.0))))
+    for band, (mcol, ecol) in NEOWISE_BANDS.items()}
+
+
+def _check_flux_units(table, archive):
+    """Refuse a declared unWISE flux unit other than (Vega) nanomaggies."""
+    for name in ("flux", "dflux"):
+        try:
+            meta = table.schema.field(name).metadata or {}
+        except KeyError:
+            continue
+        raw = meta.get(b"unit") or meta.get(b"units")
+        if raw and raw.decode("utf-8", "replace").strip().lower() not in UNWISE_FLUX_UNITS:
+            raise ResponseError(f"unWISE rows: column {name!r} is declared in "
+                                f"{raw.decode('utf-8', 'replace')!r}, not Vega nanomaggies",
+                                archive=archive)
 
 _COMMON_OPTIONS = {"match": "all", "bands": ("W1", "W2"), "wise_zero_point": "ab_offset"}
 
@@ -203,13 +263,6 @@ def _nearest_per_epoch(target, band, epoch, separation):
     return keep
 
 
-def _column(table, name, dtype=float):
-    col = table[name]
-    if col.null_count:
-        return np.asarray(col.to_pandas().to_numpy(dtype=float, na_value=np.nan))
-    return np.asarray(col.to_numpy(), dtype=dtype)
-
-
 # --------------------------------------------------------------------------- unWISE
 @register_archive
 class UnWISE(_HivePartitionArchive):
@@ -249,31 +302,23 @@ class UnWISE(_HivePartitionArchive):
 
     def parse(self, raw, batch):
         options = _check_common(self.name, {k: batch.options[k] for k in self.default_options})
-        dropped = {}
-        n = raw.num_rows
-        if not n:
-            return ParseResult(MultiBandLightCurve.empty(), dropped)
-        target = raw["_target"].to_numpy()
-        band_code = _column(raw, "band", "int64")
-        unknown = ~np.isin(band_code, list(UNWISE_BANDS))
-        if unknown.any():
-            raise ValueError(f"unknown unWISE band values {sorted(set(band_code[unknown]))} "
-                             f"({batch.describe()})")
-        band = np.array([UNWISE_BANDS[int(c)] for c in band_code])
-        keep = np.ones(n, bool)
+        if not raw.num_rows:
+            return ParseResult(MultiBandLightCurve.empty(), {})
+        _check_flux_units(raw, self.name)
+        c = UNWISE_CONTRACT.check(raw, objectids=batch.objectid.tolist())
+        dropped = dict(c.dropped)
+        band = np.array([UNWISE_BANDS[int(b)] for b in c["band"]], dtype="<U8")
+        keep = np.ones(len(c), bool)
         if options["primary_only"]:
-            secondary = _column(raw, "primary", "int64") != 1
+            secondary = c["primary"] != 1
             if secondary.any():
                 dropped["primary != 1"] = int(secondary.sum())
             keep &= ~secondary
-        flux_nmgy = _column(raw, "flux")
-        dflux_nmgy = _column(raw, "dflux")
-        nan = keep & ~np.isfinite(flux_nmgy)
-        if nan.any():
-            dropped["flux is null"] = int(nan.sum())
-        keep &= ~nan
-        mjd = _column(raw, "MJDMEAN")
-        sep = _column(raw, "_separation_arcsec")
+        target = c["_target"]
+        if ((target < 0) | (target >= len(batch))).any():
+            raise ResponseError("unWISE rows: match index outside the batch",
+                                archive=self.name, objectids=batch.objectid.tolist())
+        mjd, sep = c["MJDMEAN"], c["_separation_arcsec"]
         if options["match"] == "nearest" and keep.any():
             sel = np.flatnonzero(keep)
             best = _nearest_per_epoch(target[sel], band[sel], mjd[sel], sep[sel])
@@ -283,12 +328,13 @@ class UnWISE(_HivePartitionArchive):
         idx = np.flatnonzero(keep)
         if not len(idx):
             return ParseResult(MultiBandLightCurve.empty(), dropped)
-        ra, dec = _column(raw, "ra")[idx], _column(raw, "dec")[idx]
+        flux_nmgy, dflux_nmgy = c["flux"][idx], c["dflux"][idx]
+        ra, dec = c["ra"][idx], c["dec"][idx]
         flux = np.empty(len(idx))
         flux_err = np.empty(len(idx))
         for name in np.unique(band[idx]):
             sel = band[idx] == name
-            f, e = nanomaggies_to_flux(flux_nmgy[idx][sel], name, dflux_nmgy[idx][sel],
+            f, e = nanomaggies_to_flux(flux_nmgy[sel], name, dflux_nmgy[sel],
                                        wise_zero_point=options["wise_zero_point"])
             flux[sel] = f.to_value(u.mJy)
             flux_err[sel] = e.to_value(u.mJy)
@@ -296,8 +342,8 @@ class UnWISE(_HivePartitionArchive):
         ti = target[idx]
         lc = MultiBandLightCurve.from_arrays(
             batch.objectid[ti], band[idx], Time(time, format="mjd", scale="tdb"),
-            flux * u.mJy, flux_err * u.mJy, upper_limit=flux_nmgy[idx] <= 0,
-            source_id=np.asarray(raw["unwise_detid"].to_pylist(), dtype=object)[idx].astype(str),
+            flux * u.mJy, flux_err * u.mJy, upper_limit=flux_nmgy <= 0,
+            source_id=c["unwise_detid"][idx].astype(str),
             separation=sep[idx] * u.arcsec, ra=batch.ra[ti] * u.deg, dec=batch.dec[ti] * u.deg)
         return ParseResult(lc, dropped)
 
@@ -341,39 +387,45 @@ class NEOWISE(_HivePartitionArchive):
     def parse(self, raw, batch):
         options = {k: batch.options[k] for k in self.default_options}
         options = _check_common(self.name, options)
-        dropped = {}
-        n = raw.num_rows
-        if not n:
-            return ParseResult(MultiBandLightCurve.empty(), dropped)
-        target = raw["_target"].to_numpy()
-        keep = np.ones(n, bool)
+        if not raw.num_rows:
+            return ParseResult(MultiBandLightCurve.empty(), {})
+        c = NEOWISE_CONTRACT.check(raw, objectids=batch.objectid.tolist())
+        dropped = dict(c.dropped)
+        target = c["_target"]
+        if ((target < 0) | (target >= len(batch))).any():
+            raise ResponseError("NEOWISE rows: match index outside the batch",
+                                archive=self.name, objectids=batch.objectid.tolist())
+        keep = np.ones(len(c), bool)
         if options["quality"] == "irsa":
-            cc = np.asarray(raw["cc_flags"].to_pylist(), dtype=object)
-            contaminated = np.array([c != CLEAN_CC_FLAGS for c in cc], bool)
+            contaminated = np.array([f != CLEAN_CC_FLAGS for f in c["cc_flags"]], bool)
             if contaminated.any():
                 dropped[f"cc_flags != '{CLEAN_CC_FLAGS}'"] = int(contaminated.sum())
             keep &= ~contaminated
-            low = keep & ~(_column(raw, "qual_frame") > 0)
+            low = keep & ~(c["qual_frame"] > 0)
             if low.any():
                 dropped["qual_frame == 0"] = int(low.sum())
             keep &= ~low
-        mjd = _column(raw, "mjd")
-        sep = _column(raw, "_separation_arcsec")
-        ra, dec = _column(raw, "ra"), _column(raw, "dec")
-        cntr = _column(raw, "cntr", "int64")
+        mjd, sep, ra, dec, cntr = c["mjd"], c["_separation_arcsec"], c["ra"], c["dec"], \
+            c["cntr"]
         rows, bands, mags, errs = [], [], [], []
         for band, (mcol, ecol) in NEOWISE_BANDS.items():
             if band.split(":")[1] not in options["bands"]:
                 continue
-            m, e = _column(raw, mcol), _column(raw, ecol)
-            null = keep & ~np.isfinite(m)
+            kept = np.flatnonzero(keep)
+            # the band's columns, for the rows still kept (each drop counted once)
+            bc = NEOWISE_BAND_CONTRACTS[band].check(raw.take(c.index[kept]),
+                                                    objectids=batch.objectid.tolist())
+            merge_dropped(dropped, bc.dropped)
+            m, e = bc[mcol], bc[ecol]
+            null = ~np.isfinite(m)
             if null.any():
-                dropped[f"{mcol} is null"] = int(null.sum())
-            sel = np.flatnonzero(keep & np.isfinite(m))
+                dropped[f"{mcol} is null"] = dropped.get(f"{mcol} is null", 0) + \
+                    int(null.sum())
+            sel = kept[bc.index][~null]
             rows.append(sel)
             bands.append(np.full(len(sel), band))
-            mags.append(m[sel])
-            errs.append(e[sel])
+            mags.append(m[~null])
+            errs.append(e[~null])
         rows = np.concatenate(rows) if rows else np.zeros(0, int)
         band = np.concatenate(bands) if bands else np.zeros(0, str)
         mag = np.concatenate(mags) if mags else np.zeros(0)

@@ -38,13 +38,25 @@ Units and time
     ``mag`` is an AB magnitude calibrated to Pan-STARRS1 (Masci et al. 2019,
     PASP 131, 018003); flux = 3631 Jy 10^(-0.4 mag) via
     `multilc.photometry.mag_to_flux` (band ``ztf:g``/``ztf:r``/``ztf:i``).
-    ``hmjd`` is the heliocentric MJD (UTC) of mid-exposure; it is converted
+    ``hmjd`` is the heliocentric MJD of mid-exposure, taken as UTC (an
+    ASSUMPTION: no ZTF document we could find states its scale; 69.184 s at
+    stake if it were TDB; see `multilc.timescales`); it is converted
     to barycentric MJD(TDB) with ``to_mjd_tdb(hmjd, "ztf.hmjd")`` at the ZTF
     object's position.  The API CSV has both ``hjd`` and ``mjd``: we use
     ``hjd - 2400000.5``, the same heliocentric quantity as the DR files'
     ``hmjd`` (so both routes give identical times); the API documentation
     does not say whether ``mjd`` marks the start or the middle of the
     exposure, so it is not used.
+Response contracts
+    `API_CONTRACT` (API CSV/IPAC) and `EPOCH_CONTRACT` (DR/HATS rows) are
+    checked before any conversion: missing columns and wrong types are
+    errors; the markers ``mag == 99.99`` and ``magerr == -999`` (seen in
+    answers, not documented), ``magerr <= 0``, values outside the plausible
+    ranges and unknown filters drop the row, counted by reason.  API text is
+    read with `~multilc.collect.contract.table_from_text` (never as a file
+    name); a last row cut short is a ``TruncatedResponse`` (retried), a cut
+    after a complete row cannot be seen in CSV.  On the API route one
+    target's failure is that target's only (`run_per_target`).
 Default mask
     Epochs with ``catflags & 32768`` (bit 15, "bad" epoch: ZTF DR
     explanatory supplement; today's Fornax tool keeps ``catflags < 32768``)
@@ -60,14 +72,16 @@ Match policy
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from astropy import units as u
 from astropy.config import ConfigItem, ConfigNamespace
 from astropy.time import Time
 
 from multilc.collect.api import Archive, ParseResult, register_archive
+from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
+                                      TruncatedResponse, failure_of, html_title,
+                                      looks_like_html, merge_dropped, run_per_target,
+                                      table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import mag_to_flux
@@ -111,6 +125,44 @@ HATS_COLUMNS = ["objectid", "filterid", "lightcurve.hmjd", "lightcurve.mag",
                 "lightcurve.magerr", "lightcurve.catflags"]
 #: Columns the API CSV must have.
 API_COLUMNS = ("oid", "hjd", "mag", "magerr", "catflags", "filtercode", "ra", "dec")
+_SOURCE = ("IRSA 'ZTF Lightcurve Queries' (API CSV columns); ZTF DR explanatory supplement "
+           "(mag AB, catflags); Masci et al. 2019 PASP 131 018003.  No numeric 'missing' "
+           "marker is documented; -999 (magerr) and 99.99 (mag) have been seen in answers")
+#: Plausible ZTF PSF-fit magnitudes: ZTF saturates near 12.5-13 mag and reaches
+#: ~21-21.5 mag (Bellm et al. 2019, PASP 131 018002); [-2, 30] keeps every real
+#: measurement and refuses markers (99.99, -999).  An error above 10 mag is no
+#: measurement.
+MAG_RANGE = (-2.0, 30.0)
+MAGERR_MAX = 10.0
+#: Sentinels seen in API answers (see ``_SOURCE``): counted under their own name.
+MAG_SENTINELS = (99.99, -999.0)
+MAGERR_SENTINELS = (-999.0, 99.99)
+#: The light-curve API's CSV/IPAC answer (one row per epoch).  ``hjd`` is a JD.
+API_CONTRACT = ResponseContract(
+    archive="ztf", what="light-curve API answer", source=_SOURCE,
+    fields=(Field("oid", "int"),
+            Field("hjd", "float", unit=u.d, valid=(MJD_RANGE[0] + MJD_ZERO_JD,
+                                                   MJD_RANGE[1] + MJD_ZERO_JD)),
+            Field("mag", "float", unit=u.mag, sentinels=MAG_SENTINELS, valid=MAG_RANGE),
+            Field("magerr", "float", unit=u.mag, sentinels=MAGERR_SENTINELS,
+                  positive=True, valid=(None, MAGERR_MAX)),
+            Field("catflags", "int"),
+            Field("filtercode", "str"),
+            Field("ra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("dec", "float", unit=u.deg, valid=(-90.0, 90.0))))
+#: DR parquet / HATS rows, flattened to one row per epoch (object columns
+#: repeated).  Unknown ``filterid`` values are dropped and counted.
+EPOCH_CONTRACT = ResponseContract(
+    archive="ztf", what="DR light-curve rows", source=_SOURCE,
+    fields=(Field("objectid", "int"),
+            Field("filterid", "int", valid=(1, 3)),
+            Field("objra", "float", unit=u.deg, valid=(0.0, 360.0)),
+            Field("objdec", "float", unit=u.deg, valid=(-90.0, 90.0)),
+            Field("hmjd", "float", unit=u.d, valid=MJD_RANGE),
+            Field("mag", "float", unit=u.mag, sentinels=MAG_SENTINELS, valid=MAG_RANGE),
+            Field("magerr", "float", unit=u.mag, sentinels=MAGERR_SENTINELS,
+                  positive=True, valid=(None, MAGERR_MAX)),
+            Field("catflags", "int")))
 DEFAULT_OPTIONS = {"route": "auto", "catflags_mask": 32768, "match": "all",
                    "bands": ("g", "r", "i")}
 
@@ -145,6 +197,11 @@ def _epochs_to_lightcurve(*, objectid, oid, band, hmjd, mag, magerr, catflags, s
     keep = np.ones(n, bool)
     wanted = {f"ztf:{b}" for b in options["bands"]}
     not_wanted = ~np.isin(band, list(wanted))
+    if not_wanted.any():
+        # epochs of a filter the caller did not ask for (the bulk catalog holds
+        # all filters of a partition): removed on purpose, counted too
+        dropped[f"band not requested (bands={','.join(options['bands'])})"] = \
+            int(not_wanted.sum())
     keep &= ~not_wanted
     mask = options["catflags_mask"]
     if mask is not None:
@@ -194,21 +251,29 @@ def _epochs_to_lightcurve(*, objectid, oid, band, hmjd, mag, magerr, catflags, s
 
 
 def _flatten_nested(table, prefix="lightcurve."):
-    """Object rows with list columns -> per-epoch numpy arrays and parent row index."""
+    """Object rows with list columns -> per-epoch arrays (object columns repeated).
+
+    Raises `ResponseError` when the lists of one object differ in length.
+    """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    hmjd_list = table[prefix + "hmjd"].combine_chunks()
-    parent = pc.list_parent_indices(hmjd_list).to_numpy().astype(int)
-    out = {"parent": parent}
-    for name, dtype in (("hmjd", float), ("mag", float), ("magerr", float),
-                        ("catflags", "int64")):
-        flat = pc.list_flatten(table[prefix + name].combine_chunks())
-        values = flat.to_numpy(zero_copy_only=False)
-        out[name] = np.asarray(values, dtype=dtype) if flat.null_count == 0 else \
-            np.asarray(flat.to_pandas().to_numpy(dtype=float, na_value=np.nan)).astype(dtype)
-        if len(out[name]) != len(parent):
-            raise ValueError(f"lightcurve lists of unequal length ({name})")
-    return out
+    try:
+        hmjd_list = table[prefix + "hmjd"].combine_chunks()
+        parent = pc.list_parent_indices(hmjd_list).to_numpy().astype(int)
+        out = {}
+        for name in ("hmjd", "mag", "magerr", "catflags"):
+            flat = pc.list_flatten(table[prefix + name].combine_chunks())
+            if len(flat) != len(parent):
+                raise ResponseError(f"{EPOCH_CONTRACT.what}: lightcurve lists of unequal "
+                                    f"length ({name})", archive=ARCHIVE_NAME)
+            out[name] = flat
+        for name in ("objectid", "filterid", "objra", "objdec"):
+            out[name] = table[name].combine_chunks().take(pa.array(parent, pa.int64()))
+    except (pa.ArrowException, KeyError, TypeError) as exc:
+        raise ResponseError(f"{EPOCH_CONTRACT.what}: unreadable list columns: "
+                            f"{type(exc).__name__}: {exc}", archive=ARCHIVE_NAME) from exc
+    return pa.table(out), parent
 
 
 def _parse_catalog_rows(table, options, *, objectid, separation, target_ra=None,
@@ -216,57 +281,80 @@ def _parse_catalog_rows(table, options, *, objectid, separation, target_ra=None,
     """Matched object rows (one per objectid/filter) -> `ParseResult`."""
     if table.num_rows == 0:
         return ParseResult(MultiBandLightCurve.empty(), {})
-    flat = _flatten_nested(table, prefix)
-    p = flat["parent"]
-    filterid = np.asarray(table["filterid"].to_numpy(), dtype=int)
-    unknown = ~np.isin(filterid, list(FILTERS))
-    if unknown.any():
-        raise ValueError(f"unknown ZTF filterid {sorted(set(filterid[unknown]))}{where}")
-    band = np.array([FILTERS[f] for f in filterid])[p]
-    return _epochs_to_lightcurve(
-        objectid=np.asarray(objectid)[p], oid=np.asarray(table["objectid"].to_numpy())[p],
-        band=band, hmjd=flat["hmjd"], mag=flat["mag"], magerr=flat["magerr"],
-        catflags=flat["catflags"],
-        src_ra=np.asarray(table["objra"].to_numpy(), float)[p],
-        src_dec=np.asarray(table["objdec"].to_numpy(), float)[p],
+    flat, parent = _flatten_nested(table, prefix)
+    checked = EPOCH_CONTRACT.check(flat)
+    p = parent[checked.index]
+    result = _epochs_to_lightcurve(
+        objectid=np.asarray(objectid)[p], oid=checked["objectid"],
+        band=np.array([FILTERS[int(f)] for f in checked["filterid"]], dtype="<U8"),
+        hmjd=checked["hmjd"], mag=checked["mag"], magerr=checked["magerr"],
+        catflags=checked["catflags"], src_ra=checked["objra"], src_dec=checked["objdec"],
         separation=u.Quantity(separation)[p], options=options,
         target_ra=None if target_ra is None else np.asarray(target_ra)[p],
         target_dec=None if target_dec is None else np.asarray(target_dec)[p], where=where)
+    result.dropped = merge_dropped(dict(checked.dropped), result.dropped)
+    return result
 
 
-def _read_api_table(text, where=""):
-    """The API's CSV or IPAC-table text -> astropy Table (checked)."""
-    from astropy.table import Table
-
+def _read_api_table(content, where="", objectids=None):
+    """The API's CSV or IPAC-table text -> astropy Table (never a file name or URL)."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
     stripped = text.lstrip()
     if not stripped:
-        raise ValueError(f"empty response{where}")
-    if stripped.startswith("<"):
-        snippet = re.sub(r"\s+", " ", stripped[:200])
-        raise ValueError(f"expected CSV or an IPAC table, got HTML/XML{where}: {snippet}")
-    fmt = "ascii.ipac" if stripped.startswith(("\\", "|")) else "ascii.csv"
-    table = Table.read(text if "\n" in text else text + "\n", format=fmt, guess=False)
-    missing = [c for c in API_COLUMNS if c not in table.colnames]
-    if missing:
-        raise ValueError(f"response lacks columns {missing} (has {table.colnames}){where}")
+        raise ResponseError(f"{API_CONTRACT.what}: empty response{where}",
+                            archive=ARCHIVE_NAME, objectids=objectids)
+    if looks_like_html(stripped) or stripped.startswith("<"):
+        raise ResponseError(f"{API_CONTRACT.what}: expected CSV or an IPAC table, got "
+                            f"HTML/XML{where}: {html_title(stripped)!r}",
+                            archive=ARCHIVE_NAME, objectids=objectids)
+    fmt = "ipac" if stripped.startswith(("\\", "|")) else "csv"
+    table = table_from_text(text, fmt, archive=ARCHIVE_NAME, what=API_CONTRACT.what,
+                            objectids=objectids)
+    if fmt == "ipac":
+        _check_rows_retrieved(table, objectids)
     return table
 
 
-def _api_epochs(table, where=""):
-    codes = np.asarray(table["filtercode"]).astype(str)
+def _check_rows_retrieved(table, objectids=None):
+    """An IPAC table declaring ``\\RowsRetrieved = N`` must hold N rows.
+
+    IRSA's IPAC-table answers may carry this keyword (as IRSA Gator answers
+    do: astropy's ``irsa-nph-m31.xml`` test file records it); fewer rows
+    than declared means the answer was cut off after a complete row, which
+    CSV cannot reveal.
+    """
+    keywords = table.meta.get("keywords", {}) if hasattr(table, "meta") else {}
+    entry = keywords.get("RowsRetrieved")
+    if entry is None:
+        return
+    value = entry.get("value") if isinstance(entry, dict) else entry
+    try:
+        declared = int(str(value).strip().strip("'\""))
+    except ValueError:
+        return
+    if declared != len(table):
+        raise TruncatedResponse(f"{API_CONTRACT.what}: the IPAC table declares "
+                                f"{declared} rows (RowsRetrieved) but holds {len(table)}",
+                                archive=ARCHIVE_NAME, objectids=objectids)
+
+
+def _api_epochs(table, where="", objectids=None):
+    """Checked API rows -> per-epoch arrays, and the rows dropped by reason."""
+    checked = API_CONTRACT.check(table, objectids=objectids)
+    dropped = dict(checked.dropped)
+    codes = np.asarray([str(c).strip() for c in checked["filtercode"]], dtype=object)
     unknown = ~np.isin(codes, list(FILTERCODES))
     if unknown.any():
-        raise ValueError(f"unknown ZTF filtercode {sorted(set(codes[unknown]))}{where}")
-
-    def col(name, dtype=float):
-        values = table[name]
-        if hasattr(values, "filled"):
-            values = values.filled(np.nan if dtype is float else 0)
-        return np.asarray(values, dtype=dtype)
-
-    return {"oid": col("oid", "int64"), "band": np.array([FILTERCODES[c] for c in codes]),
-            "hmjd": col("hjd") - MJD_ZERO_JD, "mag": col("mag"), "magerr": col("magerr"),
-            "catflags": col("catflags", "int64"), "ra": col("ra"), "dec": col("dec")}
+        for code in sorted(set(codes[unknown])):
+            merge_dropped(dropped, {f"unknown filtercode {code!r}":
+                                    int((codes == code).sum())})
+        checked = checked.subset(~unknown)
+        codes = codes[~unknown]
+    return {"oid": checked["oid"],
+            "band": np.array([FILTERCODES[c] for c in codes], dtype="<U8"),
+            "hmjd": checked["hjd"] - MJD_ZERO_JD, "mag": checked["mag"],
+            "magerr": checked["magerr"], "catflags": checked["catflags"],
+            "ra": checked["ra"], "dec": checked["dec"]}, dropped
 
 
 # --------------------------------------------------------------------------- archive
@@ -332,16 +420,29 @@ class ZTF(Archive):
     def _query_api(self, batch):
         from multilc.collect.api import http_request
 
-        ra, dec = float(batch.ra[0]), float(batch.dec[0])
-        params = {"POS": f"CIRCLE {ra:.9f} {dec:.9f} {self.radius.to_value(u.deg):.10g}",
-                  "BANDNAME": ",".join(batch.options["bands"]), "FORMAT": "csv"}
-        resp = http_request(self, batch, "GET", self.setting("api_url"), params=params,
-                            timeout=self.timeout)
-        text = resp.text
-        if text.lstrip().startswith("<"):
-            raise self.error("the light-curve API answered with an HTML/XML page instead "
-                             f"of CSV: {text.strip()[:200]!r}", batch)
-        return text
+        radius = f"{self.radius.to_value(u.deg):.10g}"
+
+        def one(i):
+            ra, dec = float(batch.ra[i]), float(batch.dec[i])
+            who = [int(batch.objectid[i])]
+            params = {"POS": f"CIRCLE {ra:.9f} {dec:.9f} {radius}",
+                      "BANDNAME": ",".join(batch.options["bands"]), "FORMAT": "csv"}
+            resp = http_request(self, batch.subset(np.arange(len(batch)) == i), "GET", self.setting("api_url"), params=params,
+                                timeout=self.timeout)
+            text = resp.text
+            if looks_like_html(text) or text.lstrip().startswith("<"):
+                raise self.error("the light-curve API answered with an HTML/XML page "
+                                 f"instead of CSV: {html_title(text)!r}", objectids=who,
+                                 transient=True)
+            _read_api_table(text, objectids=who)  # a cut-off answer is retried now
+            return text
+
+        # One target per request; one target's failure is that target's only.
+        entries = run_per_target(self, batch, one)
+        # "incomplete": some targets failed; such an answer should not be cached
+        # (a rerun must ask again for them).
+        return {"route": "api", "targets": entries,
+                "incomplete": any("error" in e for e in entries)}
 
     def _query_bulk(self, batch):
         from multilc.collect.healpix import cone_match
@@ -373,6 +474,10 @@ class ZTF(Archive):
         options = _check_options({k: batch.options[k] for k in DEFAULT_OPTIONS})
         where = f" ({batch.describe()})"
         if batch.options["route"] == "api":
+            if isinstance(raw, (str, bytes)):
+                # an answer cached by an older multilc: the text of one target
+                raw = {"route": "api", "targets": [
+                    {"objectid": int(batch.objectid[0]), "answer": raw}]}
             return self._parse_api(raw, batch, options, where)
         ti = raw["_target"].to_numpy()
         return _parse_catalog_rows(raw, options, objectid=batch.objectid[ti],
@@ -383,19 +488,46 @@ class ZTF(Archive):
     def _parse_api(self, raw, batch, options, where):
         from astropy.coordinates import SkyCoord
 
-        table = _read_api_table(raw, where)
-        if len(table) == 0:
-            return ParseResult(MultiBandLightCurve.empty(), {})
-        e = _api_epochs(table, where)
-        n = len(e["oid"])
-        target = SkyCoord(batch.ra[0] * u.deg, batch.dec[0] * u.deg)
-        sep = target.separation(SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)).to(u.arcsec)
-        return _epochs_to_lightcurve(
-            objectid=np.full(n, batch.objectid[0]), oid=e["oid"], band=e["band"],
-            hmjd=e["hmjd"], mag=e["mag"], magerr=e["magerr"], catflags=e["catflags"],
-            src_ra=e["ra"], src_dec=e["dec"], separation=sep, options=options,
-            target_ra=np.full(n, batch.ra[0]), target_dec=np.full(n, batch.dec[0]),
-            where=where)
+        from multilc.collect.api import ArchiveError, Failure
+
+        pieces, dropped, failures = [], {}, []
+        position = {int(o): (float(r), float(d))
+                    for o, r, d in zip(batch.objectid, batch.ra, batch.dec)}
+        for entry in raw["targets"]:
+            oid = int(entry["objectid"])
+            if "error" in entry:
+                failures.append(failure_of(self.name, entry))
+                continue
+            try:
+                table = _read_api_table(entry["answer"], where, [oid])
+                if len(table) == 0:
+                    # no epochs, but even a header alone must be the API's
+                    API_CONTRACT.check(table, objectids=[oid])
+                    continue
+                e, drops = _api_epochs(table, where, [oid])
+                n = len(e["oid"])
+                ra, dec = position[oid]
+                sep = SkyCoord(ra * u.deg, dec * u.deg).separation(
+                    SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)).to(u.arcsec)
+                res = _epochs_to_lightcurve(
+                    objectid=np.full(n, oid), oid=e["oid"], band=e["band"], hmjd=e["hmjd"],
+                    mag=e["mag"], magerr=e["magerr"], catflags=e["catflags"],
+                    src_ra=e["ra"], src_dec=e["dec"], separation=sep, options=options,
+                    target_ra=np.full(n, ra), target_dec=np.full(n, dec), where=where)
+            except Exception as exc:  # noqa: BLE001 - this target's failure only
+                text = str(exc)
+                if not isinstance(exc, ArchiveError) or self.name not in text:
+                    text = (f"{self.name}: could not read the answer for objectid {oid}: "
+                            f"{type(exc).__name__}: {text}")
+                failures.append(Failure(self.name, [oid], type(exc).__name__, text,
+                                        bool(getattr(exc, "transient", False))))
+                continue
+            merge_dropped(dropped, drops)
+            merge_dropped(dropped, res.dropped)
+            if len(res.lc):
+                pieces.append(res.lc)
+        lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
+        return ParseResult(lc, dropped, failures)
 
 
 def _plan_bulk(archive, sample):
@@ -459,30 +591,41 @@ def read_api_file(path, *, objectid=None, catflags_mask=32768, match="all",
 
     options = _check_options({"route": "api", "catflags_mask": catflags_mask,
                               "match": match, "bands": bands})
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    from multilc.errors import FileFormatError, InputError
+
+    if objectid is None and match == "nearest":
+        raise InputError(f"{ARCHIVE_NAME}: match='nearest' needs objectid= (a target)")
+    with open(path, "rb") as fh:
+        content = fh.read()
     where = f" (file {path})"
-    table = _read_api_table(text, where)
-    if len(table) == 0:
-        return _file_result(ParseResult(MultiBandLightCurve.empty(), {}))
-    e = _api_epochs(table, where)
+    try:
+        table = _read_api_table(content, where)
+        if len(table) == 0:
+            API_CONTRACT.check(table)
+            return _file_result(ParseResult(MultiBandLightCurve.empty(), {}))
+        e, dropped = _api_epochs(table, where)
+    except (ResponseError, TruncatedResponse) as exc:
+        raise FileFormatError(path, exc.message) from exc
     if objectid is None:
         ids = e["oid"]
         sep = np.full(len(ids), np.nan) * u.arcsec
-        if match == "nearest":
-            raise ValueError(f"{ARCHIVE_NAME}: match='nearest' needs objectid= (a target)")
     else:
         ids = np.full(len(e["oid"]), int(objectid))
         from astropy.coordinates import CartesianRepresentation
 
         pos = SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)
-        centre = SkyCoord(CartesianRepresentation(pos.cartesian.xyz.mean(axis=1)))
-        sep = centre.separation(pos).to(u.arcsec)
-    return _file_result(_epochs_to_lightcurve(
+        if len(pos):
+            centre = SkyCoord(CartesianRepresentation(pos.cartesian.xyz.mean(axis=1)))
+            sep = centre.separation(pos).to(u.arcsec)
+        else:
+            sep = np.zeros(0) * u.arcsec
+    result = _epochs_to_lightcurve(
         objectid=ids, oid=e["oid"], band=e["band"], hmjd=e["hmjd"], mag=e["mag"],
         magerr=e["magerr"], catflags=e["catflags"], src_ra=e["ra"], src_dec=e["dec"],
         separation=sep, options=options, target_ra=e["ra"], target_dec=e["dec"],
-        where=where))
+        where=where)
+    result.dropped = merge_dropped(dropped, result.dropped)
+    return _file_result(result)
 
 
 def read_parquet_file(path, *, catflags_mask=32768, bands=("g", "r", "i")):
@@ -503,28 +646,44 @@ def read_parquet_file(path, *, catflags_mask=32768, bands=("g", "r", "i")):
 
     options = _check_options({"route": "bulk", "catflags_mask": catflags_mask,
                               "match": "all", "bands": bands})
+    import pyarrow as pa
+
+    from multilc.errors import FileFormatError
+
     where = f" (file {path})"
-    schema = pq.read_schema(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise FileFormatError(path, f"not a readable parquet file: {exc}") from exc
     nested = "lightcurve" in schema.names
     prefix = "lightcurve." if nested else ""
     needed = ["objectid", "filterid", "objra", "objdec"] + \
         [prefix + c for c in ("hmjd", "mag", "magerr", "catflags")]
-    have = set(schema.names) | ({f"lightcurve.{f.name}" for f in schema.field("lightcurve").type}
-                                if nested else set())
+    lc_type = schema.field("lightcurve").type if nested else None
+    have = set(schema.names) | ({f"lightcurve.{f.name}" for f in lc_type}
+                                if nested and pa.types.is_struct(lc_type) else set())
     missing = [c for c in needed if c not in have]
     if missing:
-        raise ValueError(f"{ARCHIVE_NAME}: {path} is not a ZTF light-curve parquet file: "
-                         f"missing columns {missing}")
-    import pyarrow.dataset as ds
+        raise FileFormatError(path, f"not a ZTF light-curve parquet file: "
+                              f"missing columns {missing}")
     import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
-    table = ds.dataset(str(path), format="parquet").to_table(
-        columns={c: pc.field(*c.split(".")) for c in needed})
-    oid = table["objectid"].to_numpy()
-    return _file_result(_parse_catalog_rows(
-        table, options, objectid=oid, separation=np.full(len(oid), np.nan) * u.arcsec,
-        target_ra=table["objra"].to_numpy().astype(float),
-        target_dec=table["objdec"].to_numpy().astype(float), prefix=prefix, where=where))
+    try:
+        table = ds.dataset(str(path), format="parquet").to_table(
+            columns={c: pc.field(*c.split(".")) for c in needed})
+        oid = table["objectid"].to_numpy(zero_copy_only=False)
+        ra = np.asarray(table["objra"].to_numpy(zero_copy_only=False), float)
+        dec = np.asarray(table["objdec"].to_numpy(zero_copy_only=False), float)
+        result = _parse_catalog_rows(
+            table, options, objectid=oid, separation=np.full(len(oid), np.nan) * u.arcsec,
+            target_ra=ra, target_dec=dec, prefix=prefix, where=where)
+    except (ResponseError, TruncatedResponse) as exc:
+        raise FileFormatError(path, exc.message) from exc
+    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+        raise FileFormatError(path, f"unreadable ZTF light-curve parquet file: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return _file_result(result)
 
 
 register_file_format("ztf.api", MultiBandLightCurve, reader=read_api_file)

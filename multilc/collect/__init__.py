@@ -5,13 +5,16 @@
 >>> print(lc.report.summary())                                              # doctest: +SKIP
 """
 from multilc.collect.api import (ARCHIVES, Archive, ArchiveError, Batch, Failure,  # noqa: F401
-                                 ParseResult, PermanentError, TransientError,
-                                 check_radius, get_archive, http_request, http_session,
-                                 register_archive, setting)
+                                 HTMLPageError, ParseResult, PermanentError,
+                                 TransientError, check_not_html, check_radius, get_archive,
+                                 http_request, http_session, register_archive, scrub,
+                                 setting)
 from multilc.collect.engine import (BatchResult, CollectionReport, Runtime,  # noqa: F401
                                     collect, default_cache_dir, run_batch)
+from multilc.collect.output import CollectedDataset, read_dataset  # noqa: F401,E402
 
 __all__ = ["collect", "run_batch", "Archive", "Batch", "ParseResult", "Failure",
            "ArchiveError", "TransientError", "PermanentError", "register_archive",
            "get_archive", "ARCHIVES", "CollectionReport", "BatchResult", "Runtime",
-           "setting", "check_radius", "http_request", "http_session", "default_cache_dir"]
+           "setting", "check_radius", "http_request", "http_session", "default_cache_dir",
+           "HTMLPageError", "check_not_html", "scrub", "CollectedDataset", "read_dataset"]

@@ -5,39 +5,55 @@
 picklable `~multilc.collect.api.Batch`), and runs every batch through
 `run_batch`, which adds, around the archive's own ``query``/``parse``:
 
-* a response cache on disk keyed by the request (archive, settings, targets,
-  options), and an offline mode that only reads it;
-* retries of transient failures with exponential backoff and jitter;
-* checkpoints: each finished batch is written to the checkpoint folder as it
-  completes, and a rerun with the same folder skips it.
+* a data-only response cache on disk keyed by the request (archive,
+  settings, targets, options), verified on every load
+  (`multilc.collect.cache`), and an offline mode that only reads it;
+* retries of transient failures with exponential backoff and jitter,
+  honouring ``Retry-After`` (capped by ``conf.retry_after_max``), one retry
+  of an HTML page where data was expected, no retry of a host name that does
+  not resolve;
+* verified checkpoints: each finished batch is written to the checkpoint
+  folder (or the streamed output dataset) as it completes, and a rerun with
+  the same folder skips it (`multilc.collect.checkpoint`).
 
 Archives run concurrently (one thread pool each, sized by the archive's
 concurrency setting); with ``executor=`` the batches go to any executor with
 ``submit`` (a `concurrent.futures` pool or a ``dask.distributed.Client``),
-since a batch and `run_batch` are plain picklable objects.
+since a batch and `run_batch` are plain picklable objects.  With
+``output=`` each batch's light curve is written where the batch ran and only
+the report travels back (`multilc.collect.output`).
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
 import json
-import os
-import pickle
+import math
+import numbers
 import random
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy import log
 
-from multilc.collect.api import ARCHIVES, Failure, ParseResult, get_archive, setting
+from multilc.collect.api import (ARCHIVES, Failure, HTMLPageError, ParseResult,
+                                 dns_failure, get_archive, scrub, setting)
+from multilc.collect.cache import (CacheEntryError, ResponseCache, UnsupportedResponse,
+                                   atomic_write)
+from multilc.collect.checkpoint import CheckpointStore
+from multilc.errors import InputError, MultilcError
 from multilc.lightcurve import MultiBandLightCurve
 
 __all__ = ["collect", "run_batch", "Runtime", "BatchResult", "CollectionReport",
            "default_cache_dir"]
+
+
+#: The engine's wait between retries (a name of its own so tests can record it).
+_sleep = time.sleep
 
 
 # --------------------------------------------------------------------------- settings
@@ -54,9 +70,32 @@ def default_cache_dir():
     return Path(platformdirs.user_cache_dir("multilc"))
 
 
+def _check_number(name, value, *, minimum=0.0, strict=False, integer=False, unit=""):
+    """*value* as float/int, or InputError naming the setting."""
+    what = f"{name}" + (f" [{unit}]" if unit else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "an integer" if integer else "a number"
+        raise InputError(f"{what} must be {kind}, got {value!r}")
+    if integer:
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+            raise InputError(f"{what} must be an integer, got {value!r}")
+        value = int(value)
+    elif not math.isfinite(float(value)):
+        raise InputError(f"{what} must be finite, got {value!r}")
+    if value < minimum or (strict and value <= minimum):
+        rel = "greater than" if strict else "at least"
+        raise InputError(f"{what} must be {rel} {minimum:g}, got {value!r}")
+    return value if integer else float(value)
+
+
 @dataclasses.dataclass
 class Runtime:
-    """Engine settings for one run (picklable; shipped with every batch)."""
+    """Engine settings for one run (picklable; shipped with every batch).
+
+    Raises `~multilc.errors.InputError` naming the setting when a value is
+    out of range (timeout not positive, retries negative or not an integer,
+    a negative backoff).
+    """
 
     cache_dir: str | None
     use_cache: bool = True
@@ -66,13 +105,24 @@ class Runtime:
     backoff: float = 1.0
     backoff_max: float = 60.0
     checkpoint_dir: str | None = None
+    retry_after_max: float = 120.0
+    output_dir: str | None = None
+
+    def __post_init__(self):
+        self.timeout = _check_number("timeout", self.timeout, strict=True, unit="s")
+        self.retries = _check_number("retries", self.retries, integer=True)
+        self.backoff = _check_number("backoff", self.backoff, unit="s")
+        self.backoff_max = _check_number("backoff_max", self.backoff_max, unit="s")
+        self.retry_after_max = _check_number("retry_after_max", self.retry_after_max,
+                                             unit="s")
 
     @classmethod
     def from_conf(cls, **overrides):
         from multilc import conf
 
         values = {name: setting(conf, name) for name in
-                  ("timeout", "retries", "backoff", "backoff_max", "offline")}
+                  ("timeout", "retries", "backoff", "backoff_max", "offline",
+                   "retry_after_max")}
         values["use_cache"] = setting(conf, "cache")
         values["cache_dir"] = None
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -83,7 +133,12 @@ class Runtime:
 
 @dataclasses.dataclass
 class BatchResult:
-    """Outcome of one batch."""
+    """Outcome of one batch.
+
+    ``lc`` is None when the batch failed, and also when its light curve was
+    written to the streamed output (then ``part`` is the file and ``rows``
+    its number of measurements).
+    """
 
     archive: str
     index: int
@@ -96,6 +151,14 @@ class BatchResult:
     from_cache: bool = False
     from_checkpoint: bool = False
     seconds: float = 0.0
+    warnings: list = dataclasses.field(default_factory=list)
+    part: str | None = None
+    rows: int = 0
+
+    @property
+    def failed(self):
+        """True when the batch produced no light curve."""
+        return self.lc is None and self.part is None
 
 
 @dataclasses.dataclass
@@ -113,6 +176,11 @@ class CollectionReport:
         ``{archive: {"total", "cached", "resumed", "failed"}}``.
     seconds : float
         Wall time of the run.
+    warnings : list of str
+        Things the engine repaired on its way (a damaged cache entry or
+        checkpoint removed and fetched again, a response not cached).
+    output : str or None
+        The streamed output dataset, when ``collect(output=...)`` was used.
     """
 
     failures: list = dataclasses.field(default_factory=list)
@@ -120,6 +188,8 @@ class CollectionReport:
     requests: dict = dataclasses.field(default_factory=dict)
     batches: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list = dataclasses.field(default_factory=list)
+    output: str | None = None
 
     @property
     def ok(self):
@@ -136,6 +206,12 @@ class CollectionReport:
                                                "message", "transient", "attempts"),
                      dtype=(str, str, str, str, bool, int))
 
+    def to_dict(self):
+        """The report as plain JSON-ready data (credentials scrubbed)."""
+        out = dataclasses.asdict(self)
+        out["failures"] = [f.to_dict() for f in self.failures]
+        return json.loads(scrub(json.dumps(out)))
+
     def summary(self):
         """Multi-line text for the command line."""
         lines = []
@@ -150,35 +226,32 @@ class CollectionReport:
             lines.append(f"{len(self.failures)} failures:")
             for f in self.failures:
                 lines.append(f"  [{f.archive}] {f.error_type}: {f.message}")
-        return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- cache
-def _cache_path(runtime, archive, key):
-    return Path(runtime.cache_dir) / "responses" / archive / f"{key}.pickle"
-
-
-def _atomic_write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _checkpoint_paths(runtime, archive, key):
-    base = Path(runtime.checkpoint_dir) / archive
-    return base / f"{key}.parquet", base / f"{key}.json"
+        if self.output:
+            lines.append(f"output: {self.output}")
+        return scrub("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- one batch
+def _chain(exc):
+    """*exc* and the exceptions it wraps (cause, context, pyvo's ``cause``)."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen or not isinstance(e, BaseException):
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend([e.__cause__, e.__context__, getattr(e, "cause", None)])
+
+
 def _classify(exc):
-    """True if *exc* is worth retrying."""
+    """True if *exc* is worth retrying.
+
+    A host name that does not resolve never is (the network is down or the
+    name is wrong; retrying only delays the message).
+    """
+    if getattr(exc, "dns", False) or dns_failure(exc) is not None:
+        return False
     transient = getattr(exc, "transient", None)
     if transient is not None:
         return bool(transient)
@@ -202,11 +275,36 @@ def _classify(exc):
     return isinstance(exc, (TimeoutError, ConnectionError))
 
 
+def _retry_after(exc):
+    """Seconds a server asked to wait (``Retry-After``) anywhere in *exc*'s chain."""
+    from multilc.collect.api import parse_retry_after
+
+    for e in _chain(exc):
+        value = getattr(e, "retry_after", None)
+        if value is not None:
+            return float(value)
+        response = getattr(e, "response", None)
+        headers = getattr(response, "headers", None)
+        if headers is not None and hasattr(headers, "get"):
+            value = parse_retry_after(headers.get("Retry-After"))
+            if value is not None:
+                return value
+    return None
+
+
+def _html_page(exc):
+    for e in _chain(exc):
+        if isinstance(e, HTMLPageError):
+            return e
+    return None
+
+
 def run_batch(archive, batch, runtime):
     """Run one batch: checkpoint, cache, query with retries, parse.
 
-    Never raises for archive problems: they come back as failures in the
-    `BatchResult` so the other batches' results survive.
+    Never raises for archive, cache or checkpoint problems: they come back as
+    failures (or warnings) in the `BatchResult`, so the other batches'
+    results survive.
 
     Parameters
     ----------
@@ -219,126 +317,244 @@ def run_batch(archive, batch, runtime):
     `BatchResult`
     """
     start = time.monotonic()
-    key = batch.key(archive.settings())
-    ids = batch.objectid.tolist()
-    result = BatchResult(archive.name, batch.index, key, ids, None, [], {})
-    if runtime.checkpoint_dir:
-        lc_path, meta_path = _checkpoint_paths(runtime, archive.name, key)
-        if lc_path.exists() and meta_path.exists():
-            from multilc.io.formats import read_parquet
-
-            meta = json.loads(meta_path.read_text())
-            result.lc = read_parquet(lc_path)
-            result.dropped = meta.get("dropped", {})
-            result.failures = [Failure(**f) for f in meta.get("failures", [])]
-            result.from_checkpoint = True
-            return result
-
-    raw = None
-    cache_file = _cache_path(runtime, archive.name, key) if runtime.cache_dir else None
-    if cache_file is not None and (runtime.use_cache or runtime.offline) and \
-            cache_file.exists():
-        try:
-            raw = pickle.loads(cache_file.read_bytes())
-            result.from_cache = True
-        except Exception as exc:  # a damaged cache entry is re-fetched
-            log.warning(f"{archive.name}: ignoring unreadable cache entry {cache_file}: "
-                        f"{exc}")
-            raw = None
-    if raw is None and runtime.offline:
-        result.failures.append(Failure(
-            archive.name, ids, "OfflineCacheMiss",
-            f"{archive.name}: offline mode and no cached response for "
-            f"{batch.describe()}", False, 0))
-        return result
-
-    if raw is None:
-        archive.timeout = runtime.timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            result.requests += 1
-            try:
-                raw = archive.query(batch)
-                break
-            except Exception as exc:  # noqa: BLE001 - classified, reported, never lost
-                transient = _classify(exc)
-                if transient and attempt <= runtime.retries:
-                    delay = min(runtime.backoff_max, runtime.backoff * 2 ** (attempt - 1))
-                    delay *= random.uniform(0.5, 1.0)  # jitter
-                    log.debug(f"{archive.name}: {exc}; retry {attempt} in {delay:.2f} s")
-                    time.sleep(delay)
-                    continue
-                result.failures.append(Failure(
-                    archive.name, ids, type(exc).__name__, _message(archive, batch, exc),
-                    transient, attempt))
-                result.seconds = time.monotonic() - start
-                return result
-        if cache_file is not None and runtime.use_cache:
-            try:
-                _atomic_write(cache_file, pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL))
-            except (OSError, pickle.PicklingError) as exc:
-                log.warning(f"{archive.name}: could not cache the response: {exc}")
-
+    ids = [int(i) for i in batch.objectid]
     try:
-        parsed = archive.parse(raw, batch)
-    except Exception as exc:  # noqa: BLE001
+        key = batch.key(archive.settings())
+    except Exception as exc:  # noqa: BLE001 - e.g. a setting that does not parse
+        return BatchResult(archive.name, batch.index, "", ids, None, [Failure(
+            archive.name, ids, type(exc).__name__,
+            _message(archive, batch, exc, what="could not prepare the request"))], {})
+    result = BatchResult(archive.name, batch.index, key, ids, None, [], {})
+    try:
+        _run_batch(archive, batch, runtime, result)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, never lost
+        result.lc = None
+        result.part = None
         result.failures.append(Failure(archive.name, ids, type(exc).__name__,
-                                       _message(archive, batch, exc, parsing=True),
-                                       False, result.requests))
-        if cache_file is not None and cache_file.exists() and not result.from_cache:
-            cache_file.unlink()  # do not keep a response we cannot read
-        result.seconds = time.monotonic() - start
-        return result
-    if isinstance(parsed, MultiBandLightCurve):
-        parsed = ParseResult(parsed)
-    result.lc = parsed.lc
-    result.dropped = dict(parsed.dropped)
-    result.failures.extend(parsed.failures)
-    if runtime.checkpoint_dir:
-        _write_checkpoint(runtime, archive.name, key, result)
+                                       _message(archive, batch, exc, what="failed"),
+                                       False, max(1, result.requests)))
     result.seconds = time.monotonic() - start
     return result
 
 
-def _message(archive, batch, exc, parsing=False):
-    text = str(exc)
-    if archive.name in text and ("target" in text or "objectid" in text):
+def _store(runtime):
+    if runtime.output_dir:
+        return CheckpointStore(runtime.output_dir, "output")
+    if runtime.checkpoint_dir:
+        return CheckpointStore(runtime.checkpoint_dir, "checkpoint")
+    return None
+
+
+def _warn(result, text):
+    text = scrub(text)
+    result.warnings.append(text)
+    log.warning(text)
+
+
+def _run_batch(archive, batch, runtime, result):
+    name, key, ids = archive.name, result.key, result.objectids
+    store = _store(runtime)
+    if store is not None:
+        try:
+            done = store.load(name, key, ids, read=runtime.output_dir is None)
+        except CacheEntryError as exc:
+            _warn(result, f"{name}: {exc}; running {batch.describe()} again")
+            done = None
+        if done is not None:
+            result.lc = done["lc"]
+            if runtime.output_dir:
+                result.part = str(done["path"])
+            result.dropped = done["dropped"]
+            result.failures = done["failures"]
+            result.from_checkpoint = True
+            return
+
+    cache = ResponseCache(runtime.cache_dir) if runtime.cache_dir else None
+    raw = None
+    if cache is not None and (runtime.use_cache or runtime.offline):
+        try:
+            raw = cache.load(name, key)
+        except CacheEntryError as exc:
+            _warn(result, f"{name}: {exc}; fetching it again")
+        except OSError as exc:  # e.g. a lock that cannot be taken
+            _warn(result, f"{name}: response cache unusable ({exc}); not using it")
+        result.from_cache = raw is not None
+    for _round in range(2):
+        if raw is None:
+            if runtime.offline:
+                what = "no usable" if result.warnings else "no"
+                result.failures.append(Failure(
+                    name, ids, "OfflineCacheMiss",
+                    f"{name}: offline mode and {what} cached response for "
+                    f"{batch.describe()}", False, 0))
+                return
+            raw = _fetch(archive, batch, runtime, result)
+            if raw is None:
+                return
+            if cache is not None and runtime.use_cache:
+                try:
+                    cache.store(name, key, raw)
+                except UnsupportedResponse as exc:
+                    _warn(result, f"{name}: response not cached: it holds a {exc}, "
+                                  "which the data-only cache does not store")
+                except OSError as exc:
+                    _warn(result, f"{name}: could not cache the response: {exc}")
+        try:
+            parsed = archive.parse(raw, batch)
+            if isinstance(parsed, MultiBandLightCurve):
+                parsed = ParseResult(parsed)
+            if not isinstance(parsed, ParseResult) or \
+                    not isinstance(parsed.lc, MultiBandLightCurve):
+                raise TypeError(f"parse returned {type(parsed).__name__}, not a "
+                                "ParseResult holding a MultiBandLightCurve")
+        except Exception as exc:  # noqa: BLE001 - any parse error is this batch's failure
+            if result.from_cache:
+                # A response kept from an earlier run that no longer parses (a
+                # damaged file, a changed reader): drop it and ask again, once.
+                _warn(result, f"{name}: the cached response for {batch.describe()} "
+                              f"could not be parsed ({type(exc).__name__}: {exc}); "
+                              "deleted, fetching it again")
+                _delete(cache, name, key)
+                raw, result.from_cache = None, False
+                continue
+            result.failures.append(Failure(name, ids, type(exc).__name__,
+                                           _message(archive, batch, exc, parsing=True),
+                                           False, result.requests))
+            if runtime.use_cache:
+                _delete(cache, name, key)  # do not keep a response we cannot read
+            return
+        break
+    # Parts on disk carry their targets' labels and positions; in memory this
+    # is done once for the whole result (`_with_all_targets`).
+    lc = _with_batch_targets(parsed.lc, batch) if store is not None else parsed.lc
+    result.dropped = {str(k): int(v) for k, v in dict(parsed.dropped).items()}
+    result.failures.extend(parsed.failures)
+    if store is not None:
+        try:
+            path = store.save(name, key, ids, lc, dropped=result.dropped,
+                              failures=result.failures, requests=result.requests)
+        except Exception as exc:  # noqa: BLE001
+            if runtime.output_dir:
+                raise  # the result has nowhere else to go: a failure of the batch
+            _warn(result, f"{name}: could not write the checkpoint of "
+                          f"{batch.describe()}: {type(exc).__name__}: {exc}")
+        else:
+            if runtime.output_dir:
+                result.part, result.rows = str(path), len(lc)
+                return
+    result.lc = lc
+
+
+def _delete(cache, name, key):
+    if cache is None:
+        return
+    try:
+        cache.delete(name, key)
+    except OSError:  # pragma: no cover - a read-only cache folder
+        pass
+
+
+def _fetch(archive, batch, runtime, result):
+    """``archive.query(batch)`` with retries; None (and a failure) if it fails."""
+    archive.timeout = runtime.timeout
+    attempt = 0
+    html_pages = 0
+    while True:
+        attempt += 1
+        result.requests += 1
+        try:
+            return archive.query(batch)
+        except Exception as exc:  # noqa: BLE001 - classified, reported, never lost
+            transient = _classify(exc)
+            page = _html_page(exc)
+            message = None
+            host = dns_failure(exc)
+            if host is not None and "cannot resolve" not in str(exc):
+                message = (f"{archive.name}: cannot resolve {host}: no network? (query for "
+                           f"{batch.describe()}: {type(exc).__name__}: {scrub(str(exc))})")
+            if page is not None:
+                html_pages += 1
+                if html_pages >= 2:  # an HTML page twice: not a blip
+                    transient = False
+                    message = f"{page}; the same again on retry, so not retried further"
+            if transient and attempt <= runtime.retries:
+                delay = min(runtime.backoff_max, runtime.backoff * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.0)  # jitter
+                asked = _retry_after(exc)
+                if asked is not None:
+                    delay = max(delay, min(asked, runtime.retry_after_max))
+                log.debug(scrub(f"{archive.name}: {exc}; retry {attempt} in {delay:.2f} s"))
+                _sleep(delay)
+                continue
+            result.failures.append(Failure(
+                archive.name, result.objectids, type(exc).__name__,
+                message or _message(archive, batch, exc), transient, attempt))
+            return None
+
+
+def _message(archive, batch, exc, parsing=False, what=None):
+    text = scrub(str(exc))
+    if isinstance(exc, MultilcError) and archive.name in text and (
+            "target" in text or "objectid" in text):
         return text
-    what = "could not parse the response" if parsing else "query failed"
+    what = what or ("could not parse the response" if parsing else "query failed")
     return f"{archive.name}: {what} for {batch.describe()}: {type(exc).__name__}: {text}"
 
 
-def _write_checkpoint(runtime, archive_name, key, result):
-    from multilc.io.formats import write_parquet
+def _with_batch_targets(lc, batch):
+    """Fill per-object metadata (label, ra, dec) of *lc* from *batch*."""
+    ds = lc.ds
+    if not ds.sizes["object"]:
+        return lc
+    return _fill_targets(lc, np.asarray(batch.objectid, "int64"),
+                         np.asarray(batch.label, dtype=object),
+                         np.asarray(batch.ra, float), np.asarray(batch.dec, float))
 
-    lc_path, meta_path = _checkpoint_paths(runtime, archive_name, key)
-    lc_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=lc_path.parent, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
-        write_parquet(result.lc, tmp, overwrite=True)
-        os.replace(tmp, lc_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    meta = {"dropped": result.dropped, "failures": [f.to_dict() for f in result.failures],
-            "objectids": result.objectids}
-    # The JSON is written last: a batch counts as finished only when both exist.
-    _atomic_write(meta_path, json.dumps(meta).encode())
+
+def _fill_targets(lc, ids, labels, ra, dec):
+    ds = lc.ds
+    if not len(ids):
+        return lc
+    order = np.argsort(ids, kind="stable")
+    pos = np.searchsorted(ids[order], ds["objectid"].values)
+    pos = np.clip(pos, 0, len(ids) - 1)
+    found = ids[order][pos] == ds["objectid"].values
+    if not found.any():
+        return lc
+    ds = ds.copy()
+    ds["label"] = ("object", np.where(found, labels[order][pos],
+                                      ds["label"].values).astype(object))
+    ds["ra"] = ("object", np.where(found, ra[order][pos], ds["ra"].values),
+                {"units": "deg"})
+    ds["dec"] = ("object", np.where(found, dec[order][pos], ds["dec"].values),
+                 {"units": "deg"})
+    return MultiBandLightCurve(ds)
 
 
 # --------------------------------------------------------------------------- many batches
 def _resolve_archives(archives):
     _load_archive_modules()
     if archives is None:
-        raise TypeError(f"name the archives to collect from: one of "
-                        f"{sorted(ARCHIVES)} or 'all'")
+        raise InputError(f"archives: name the archives to collect from: one or more of "
+                         f"{sorted(ARCHIVES)} or 'all'")
     if isinstance(archives, str):
         archives = [n for n, c in ARCHIVES.items() if c.in_all and
-                    not n.startswith("demo")] if archives == "all" else \
+                    not n.startswith("demo")] if archives.strip() == "all" else \
             [a.strip() for a in archives.split(",") if a.strip()]
-    names = list(dict.fromkeys(archives))
+    else:
+        try:
+            archives = list(archives)
+        except TypeError:
+            raise InputError(f"archives must be a name, a comma-separated string or a "
+                             f"list of names, got {archives!r}") from None
+        bad = [a for a in archives if not isinstance(a, str)]
+        if bad:
+            raise InputError(f"archives must be names (str), got {bad!r}")
+        archives = [a.strip() for a in archives]
+    names = list(dict.fromkeys(a for a in archives if a))
+    if not names:
+        raise InputError(f"archives is empty: name one or more of {sorted(ARCHIVES)} or "
+                         "'all'")
     for name in names:
         get_archive(name)
     return names
@@ -348,9 +564,25 @@ def _load_archive_modules():
     import multilc.archives  # noqa: F401  (archive modules register themselves)
 
 
+def _check_sample(sample):
+    """Refuse an empty sample and targets without a finite position."""
+    if len(sample) == 0:
+        raise InputError("targets: the sample is empty; give at least one target")
+    coord = sample.coord.icrs
+    ra, dec = np.atleast_1d(coord.ra.deg), np.atleast_1d(coord.dec.deg)
+    bad = ~(np.isfinite(ra) & np.isfinite(dec))
+    if bad.any():
+        ids = np.asarray(sample.objectid)[bad]
+        shown = ", ".join(str(int(i)) for i in ids[:10])
+        more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+        raise InputError(f"targets: {len(ids)} target(s) without a finite position "
+                         f"(NaN or infinite ra/dec): objectid {shown}{more}")
+
+
 def collect(targets, archives="all", *, radius=None, options=None, cache=None,
-            cache_dir=None, offline=None, checkpoint=None, progress=None, timeout=None,
-            retries=None, backoff=None, max_workers=None, executor=None, **common):
+            cache_dir=None, offline=None, checkpoint=None, output=None, progress=None,
+            timeout=None, retries=None, backoff=None, max_workers=None, executor=None,
+            **common):
     """Collect light curves of *targets* from *archives*.
 
     Parameters
@@ -361,7 +593,7 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
     archives : str or list of str
         Archive names, a comma-separated string, or ``"all"``.
     radius : `~astropy.units.Quantity`, optional
-        Match radius for every archive (each has its own default).
+        Match radius for every archive (each has its own default and maximum).
     options : dict, optional
         Per-archive reader options: ``{"icecube": {"top_n": 3}}``.
     cache : bool, optional
@@ -372,10 +604,20 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
         Only use cached responses (``conf.offline``).
     checkpoint : str or path, optional
         Folder where each finished batch is written; a rerun skips them.
+    output : str or path, optional
+        Stream the result to this folder, a partitioned parquet dataset
+        (``archive=<name>/part-<batch key>.parquet``), one part per batch as
+        it finishes, written where the batch runs; the driver keeps only the
+        report.  The folder is also a checkpoint: a rerun skips the parts
+        already written.  See `multilc.collect.output`.
     progress : bool, optional
         Progress bars (default: on when stderr is a terminal).
-    timeout, retries, backoff : optional
-        Override ``conf.timeout``, ``conf.retries``, ``conf.backoff``.
+    timeout : float, optional
+        Seconds to wait for one answer (``conf.timeout``); must be positive.
+    retries : int, optional
+        Retries of a transient failure (``conf.retries``); at least 0.
+    backoff : float, optional
+        Base of the exponential backoff [s] (``conf.backoff``); at least 0.
     max_workers : int, optional
         Most requests in flight over all archives (``conf.max_workers``).
     executor : optional
@@ -386,28 +628,48 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
 
     Returns
     -------
-    `~multilc.MultiBandLightCurve`
-        With a ``report`` attribute (`CollectionReport`).
+    `~multilc.MultiBandLightCurve` or `~multilc.collect.output.CollectedDataset`
+        The light curve with a ``report`` attribute (`CollectionReport`);
+        with ``output=``, a `~multilc.collect.output.CollectedDataset` (the
+        folder, the report, and ``read()`` to open it with a selection).
+
+    Raises
+    ------
+    multilc.errors.InputError
+        Bad targets (empty, a position that is not finite), archives (none,
+        unknown), radius, timeout, retries, backoff or options.  Problems of
+        the archives themselves never raise: they are in ``report.failures``.
     """
     from multilc import conf
     from multilc.samples import as_sample
 
     started = time.monotonic()
     names = _resolve_archives(archives)
-    sample = as_sample(targets)
+    if max_workers is not None:
+        max_workers = _check_number("max_workers", max_workers, minimum=1, integer=True)
     runtime = Runtime.from_conf(cache_dir=str(cache_dir) if cache_dir else None,
                                 use_cache=cache, offline=offline, timeout=timeout,
                                 retries=retries, backoff=backoff,
-                                checkpoint_dir=str(checkpoint) if checkpoint else None)
-    if runtime.checkpoint_dir:
-        _write_manifest(runtime.checkpoint_dir, names, sample)
+                                checkpoint_dir=str(checkpoint) if checkpoint else None,
+                                output_dir=str(output) if output else None)
+    if checkpoint and output:
+        log.warning("collect: output= is its own checkpoint; checkpoint= is not used "
+                    "when output= is given")
+        checkpoint = runtime.checkpoint_dir = None
+    for what, folder in (("checkpoint", checkpoint), ("output", output)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise InputError(f"{what}={str(folder)!r} exists and is not a folder; "
+                             f"{what} must name a folder (made if missing)")
+    sample = as_sample(targets)
+    _check_sample(sample)
     options = dict(options or {})
     unknown = set(options) - set(names)
     if unknown:
-        raise TypeError(f"options given for archives not collected: {sorted(unknown)}")
+        raise InputError(f"options given for archives not collected: {sorted(unknown)}")
 
-    report = CollectionReport()
+    report = CollectionReport(output=str(output) if output else None)
     plans = {}
+    archives_used = {}
     for name in names:
         cls = get_archive(name)
         kwargs = {k: v for k, v in common.items()
@@ -415,18 +677,44 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
         if radius is not None:
             kwargs["radius"] = radius
         kwargs.update(options.get(name, {}))
-        archive = cls(**kwargs)
-        plans[name] = (archive, archive.plan(sample))
-        report.batches[name] = {"total": len(plans[name][1]), "cached": 0, "resumed": 0,
-                                "failed": 0}
+        archive = cls(**kwargs)  # option errors are the user's: they raise
+        archive.freeze_settings()
+        archives_used[name] = archive
+        try:
+            batches = archive.plan(sample)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a catalog that cannot be opened
+            ids = [int(i) for i in sample.objectid]
+            report.failures.append(Failure(
+                name, ids, type(exc).__name__,
+                f"{name}: could not plan the requests for "
+                f"{len(ids)} targets: {type(exc).__name__}: {scrub(str(exc))}",
+                _classify(exc), 1))
+            batches = []
+        plans[name] = (archive, batches)
+        report.batches[name] = {"total": len(batches), "cached": 0, "resumed": 0,
+                                "failed": 0 if batches else 1}
+    for folder, manifest in ((runtime.checkpoint_dir, "manifest.json"),
+                             (runtime.output_dir, "_manifest.json")):
+        if folder:
+            _write_manifest(folder, manifest, names, sample)
+    if runtime.output_dir:
+        from multilc.collect.output import start_output
+
+        start_output(runtime.output_dir)
     show = _show_progress(progress, conf)
     results = _run_plans(plans, runtime, show, executor,
                          max_workers or setting(conf, "max_workers"))
     pieces = []
+    parts = {}
     for res in results:
         if res.lc is not None:
             pieces.append(res.lc)
+        if res.part is not None:
+            parts.setdefault(res.archive, []).append(res.part)
         report.failures.extend(res.failures)
+        report.warnings.extend(res.warnings)
         report.requests[res.archive] = report.requests.get(res.archive, 0) + res.requests
         drops = report.dropped.setdefault(res.archive, {})
         for reason, count in res.dropped.items():
@@ -434,41 +722,115 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
         b = report.batches[res.archive]
         b["cached"] += res.from_cache
         b["resumed"] += res.from_checkpoint
-        b["failed"] += res.lc is None
-    lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
-    lc = _with_all_targets(lc, sample)
+        b["failed"] += res.failed
     report.seconds = time.monotonic() - started
-    lc.report = report
     for f in report.failures:
         log.warning(f.message)
+    if runtime.output_dir:
+        from multilc.collect.output import CollectedDataset, finish_output
+
+        try:
+            finish_output(runtime.output_dir, report, parts, sample,
+                          targets=_targets_lightcurve(sample))
+        except OSError as exc:  # the parts are written; keep the report
+            report.warnings.append(scrub(f"could not write the dataset index in "
+                                         f"{runtime.output_dir}: {exc}"))
+            log.warning(report.warnings[-1])
+        return CollectedDataset(runtime.output_dir, report)
+    lc = _concat(pieces, results, report)
+    lc = _with_all_targets(lc, sample)
+    lc.report = report
     return lc
 
 
+def _concat(pieces, results, report):
+    """One light curve from the batches' pieces; a piece that cannot join the
+    others (conflicting band definitions, ...) becomes a failure, not a crash."""
+    if not pieces:
+        return MultiBandLightCurve.empty()
+    try:
+        return MultiBandLightCurve.concat(pieces)
+    except Exception:  # noqa: BLE001 - find the culprit below
+        pass
+    kept = []
+    for res in results:
+        if res.lc is None:
+            continue
+        try:
+            MultiBandLightCurve.concat(kept + [res.lc])
+        except Exception as exc:  # noqa: BLE001
+            report.failures.append(Failure(
+                res.archive, res.objectids, type(exc).__name__,
+                f"{res.archive}: the light curve of objectid "
+                f"{', '.join(map(str, res.objectids[:10]))} could not be combined with the "
+                f"other batches': {type(exc).__name__}: {scrub(str(exc))}"))
+            report.batches[res.archive]["failed"] += 1
+            continue
+        kept.append(res.lc)
+    return MultiBandLightCurve.concat(kept) if kept else MultiBandLightCurve.empty()
+
+
 def _with_all_targets(lc, sample):
-    """Fill per-object metadata (label, ra, dec) from the sample."""
-    ds = lc.ds
-    if not ds.sizes["object"]:
-        return lc
-    ids = np.asarray(sample.objectid, dtype="int64")
-    order = np.argsort(ids)
-    pos = np.searchsorted(ids[order], ds["objectid"].values)
-    pos = np.clip(pos, 0, len(ids) - 1)
-    found = ids[order][pos] == ds["objectid"].values
-    labels = np.asarray(sample.table["label"], dtype=object)[order][pos]
+    """Every requested target in the object table, with the sample's metadata.
+
+    Targets no archive returned anything for are kept (with no data), so that
+    a result always says which targets were asked.  Labels, positions and
+    names (a sample's ``name`` column, or names resolved with
+    ``SkyCoord.from_name``) come from the sample.
+    """
     coord = sample.coord.icrs
-    ra = coord.ra.deg[order][pos]
-    dec = coord.dec.deg[order][pos]
-    ds = ds.copy()
-    ds["label"] = ("object", np.where(found, labels, ds["label"].values).astype(object))
-    ds["ra"] = ("object", np.where(found, ra, ds["ra"].values), {"units": "deg"})
-    ds["dec"] = ("object", np.where(found, dec, ds["dec"].values), {"units": "deg"})
-    return MultiBandLightCurve(ds)
+    ids = np.asarray(sample.objectid, dtype="int64")
+    if not len(ids):
+        return lc
+    base = _targets_lightcurve(sample)
+    if lc.ds.sizes["object"]:
+        lc = _fill_targets(lc, ids, np.asarray(sample.table["label"], dtype=object),
+                           np.asarray(coord.ra.deg, float), np.asarray(coord.dec.deg, float))
+    report, meta = getattr(lc, "report", None), lc.meta
+    out = MultiBandLightCurve.concat([base, lc], duplicates="keep")
+    out.meta = meta
+    if report is not None:
+        out.report = report
+    return out
+
+
+def _targets_lightcurve(sample):
+    """The sample's targets as a light curve with objects and no data."""
+    coord = sample.coord.icrs
+    return MultiBandLightCurve.from_objects(
+        np.asarray(sample.objectid, dtype="int64"),
+        label=np.asarray(sample.table["label"], dtype=object),
+        ra=np.asarray(coord.ra.deg, float) * u.deg,
+        dec=np.asarray(coord.dec.deg, float) * u.deg, name=_sample_names(sample))
+
+
+def _sample_names(sample):
+    """The sample's object names (its ``name`` column), or None."""
+    for column in sample.colnames:
+        if column.lower() in ("name", "object_name", "objname"):
+            values = np.ma.filled(np.ma.asarray(sample.table[column]).astype(str), "")
+            return np.array([str(v).strip() for v in values], dtype=object)
+    return None
 
 
 def _show_progress(progress, conf):
     if progress is not None:
         return bool(progress)
     return bool(setting(conf, "progress")) and sys.stderr.isatty()
+
+
+def _lost(archive, batch, exc):
+    """A BatchResult for a batch whose runner itself died (worker lost, ...)."""
+    ids = [int(i) for i in batch.objectid]
+    return BatchResult(archive.name, batch.index, "", ids, None, [Failure(
+        archive.name, ids, type(exc).__name__,
+        f"{archive.name}: the batch for {batch.describe()} did not come back from its "
+        f"worker: {type(exc).__name__}: {scrub(str(exc))}", True, 1)], {})
+
+
+def _is_dask_client(executor):
+    return type(executor).__module__.startswith("distributed") and \
+        hasattr(executor, "gather")
 
 
 def _run_plans(plans, runtime, show, executor, max_workers):
@@ -484,7 +846,7 @@ def _run_plans(plans, runtime, show, executor, max_workers):
 
     def done(res):
         with lock:
-            if res.lc is None:
+            if res.failed:
                 failed[res.archive] += 1
             bar = bars.get(res.archive)
             if bar is not None:
@@ -492,35 +854,53 @@ def _run_plans(plans, runtime, show, executor, max_workers):
                 if failed[res.archive]:
                     bar.set_postfix(failed=failed[res.archive])
 
+    def outcome(fut, archive, batch):
+        try:
+            res = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a lost worker costs only its batch
+            res = _lost(archive, batch, exc)
+        done(res)
+        return res
+
     results = []
     try:
         if executor is not None:
-            futures = [executor.submit(run_batch, archive, batch, runtime)
-                       for archive, batches in plans.values() for batch in batches]
-            for fut in futures:
-                res = fut.result()
-                done(res)
-                results.append(res)
-            results.sort(key=lambda r: (r.archive, r.index))
-            return results
-        pools = {}
-        futures = []
-        budget = max(1, int(max_workers))
-        for name, (archive, batches) in plans.items():
-            workers = max(1, min(archive.max_concurrency, budget, len(batches) or 1))
-            pools[name] = cf.ThreadPoolExecutor(workers, thread_name_prefix=name)
-        # Interleave submissions so every archive starts at once.
-        queues = [[(name, archive, b) for b in batches]
-                  for name, (archive, batches) in plans.items()]
-        for row in _round_robin(queues):
-            name, archive, batch = row
-            futures.append(pools[name].submit(run_batch, archive, batch, runtime))
-        for fut in cf.as_completed(futures):
-            res = fut.result()
-            done(res)
-            results.append(res)
-        for pool in pools.values():
-            pool.shutdown()
+            work = [(archive, batch) for archive, batches in plans.values()
+                    for batch in batches]
+            if _is_dask_client(executor):
+                from distributed import as_completed
+
+                futures = {executor.submit(run_batch, a, b, runtime, pure=False): (a, b)
+                           for a, b in work}
+                for fut in as_completed(list(futures)):
+                    results.append(outcome(fut, *futures[fut]))
+                    fut.release()
+            else:
+                futures = {}
+                for a, b in work:
+                    try:
+                        futures[executor.submit(run_batch, a, b, runtime)] = (a, b)
+                    except Exception as exc:  # noqa: BLE001 - e.g. cannot pickle
+                        results.append(_lost(a, b, exc))
+                for fut in cf.as_completed(futures):
+                    results.append(outcome(fut, *futures[fut]))
+        else:
+            pools = {}
+            futures = {}
+            budget = max(1, int(max_workers))
+            for name, (archive, batches) in plans.items():
+                workers = max(1, min(archive.max_concurrency, budget, len(batches) or 1))
+                pools[name] = cf.ThreadPoolExecutor(workers, thread_name_prefix=name)
+            # Interleave submissions so every archive starts at once.
+            queues = [[(name, archive, b) for b in batches]
+                      for name, (archive, batches) in plans.items()]
+            for name, archive, batch in _round_robin(queues):
+                futures[pools[name].submit(run_batch, archive, batch, runtime)] = \
+                    (archive, batch)
+            for fut in cf.as_completed(futures):
+                results.append(outcome(fut, *futures[fut]))
+            for pool in pools.values():
+                pool.shutdown()
     finally:
         for bar in bars.values():
             bar.close()
@@ -538,15 +918,20 @@ def _round_robin(queues):
                 yield q.popleft()
 
 
-def _write_manifest(folder, names, sample):
-    path = Path(folder) / "manifest.json"
+def _write_manifest(folder, filename, names, sample):
+    path = Path(folder) / filename
     info = {"archives": names, "n_targets": len(sample),
             "objectids": [int(i) for i in sample.objectid[:5]]}
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        old = json.loads(path.read_text())
-        if old.get("n_targets") != info["n_targets"]:
-            log.warning(f"checkpoint folder {folder} was made for {old.get('n_targets')} "
-                        f"targets, this run has {info['n_targets']}; finished batches "
-                        "are reused only where the targets match exactly")
-    _atomic_write(path, json.dumps(info).encode())
+        try:
+            old = json.loads(path.read_text())
+            n_old = old.get("n_targets") if isinstance(old, dict) else None
+        except (OSError, ValueError):
+            n_old = None
+            log.warning(f"{path} was unreadable; rewriting it")
+        if n_old is not None and n_old != info["n_targets"]:
+            log.warning(f"folder {folder} was made for {n_old} targets, this run has "
+                        f"{info['n_targets']}; finished batches are reused only where "
+                        "the targets match exactly")
+    atomic_write(path, json.dumps(info).encode())

@@ -34,7 +34,7 @@ def _register_archive_format(name, reader, cls):
     readwrite_registry.register_reader(name, cls, reader, force=True)
 
 
-def register_file_format(name, cls, reader=None, writer=None, extensions=()):
+def register_file_format(name, cls, reader=None, writer=None, extensions=(), identify=None):
     """Register a file format with optional identification by extension.
 
     Parameters
@@ -45,7 +45,11 @@ def register_file_format(name, cls, reader=None, writer=None, extensions=()):
         `~multilc.MultiBandLightCurve`.
     reader, writer : callable, optional
     extensions : sequence of str
-        File-name endings that identify the format (``(".parquet", ".pq")``).
+        File-name endings that identify the format (``(".parquet", ".pq")``);
+        a folder is not identified by its name's ending.
+    identify : callable, optional
+        ``identify(path) -> bool`` for formats not told by an extension
+        (a dataset folder).
     """
     if reader is not None:
         readwrite_registry.register_reader(name, cls, reader, force=True)
@@ -55,8 +59,14 @@ def register_file_format(name, cls, reader=None, writer=None, extensions=()):
         def identify(origin, path, fileobj, *args, **kwargs):
             target = path if path is not None else (args[0] if args else None)
             return isinstance(target, (str, os.PathLike)) and \
-                os.fspath(target).lower().endswith(tuple(extensions))
+                os.fspath(target).lower().endswith(tuple(extensions)) and \
+                not os.path.isdir(target)
         readwrite_registry.register_identifier(name, cls, identify, force=True)
+    elif identify is not None:
+        def identify_path(origin, path, fileobj, *args, **kwargs):
+            target = path if path is not None else (args[0] if args else None)
+            return isinstance(target, (str, os.PathLike)) and bool(identify(target))
+        readwrite_registry.register_identifier(name, cls, identify_path, force=True)
 
 
 def _looks_like_file(obj):

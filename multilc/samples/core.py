@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from multilc.errors import InputError
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Column, QTable, Table, vstack
@@ -65,7 +67,7 @@ _FIXED_COLUMNS = ("objectid", "coord", "label")
 _SEXAGESIMAL = re.compile(r"[:\shdms°'\"]", re.IGNORECASE)
 
 
-class SampleError(ValueError):
+class SampleError(InputError):
     """Raised for a target list that cannot become a valid `Sample`."""
 
 

@@ -10,17 +10,20 @@ that ``import multilc.testing`` itself stays cheap.
 - `TAPStandin`, `ADQLError`, `TAPQueryRecord`: an IVOA TAP 1.1 service
   mounted on a `ReplayServer`, answering ADQL through a test-supplied
   callable (``multilc.testing.tap``).
+- `MastStandin`: the MAST API (crossmatch, product lists) and file
+  downloads (``multilc.testing.mast``).
 - The ``replay_server`` pytest fixture lives in
   ``multilc.testing.pytest_plugin``.
 """
 import importlib
 
-__all__ = ["ADQLError", "Fault", "RecordedRequest", "Reply", "ReplayServer",
+__all__ = ["ADQLError", "Fault", "MastStandin", "RecordedRequest", "Reply", "ReplayServer",
            "TAPQueryRecord", "TAPStandin"]
 
 _HOMES = {
     "Fault": "replay", "RecordedRequest": "replay", "Reply": "replay",
     "ReplayServer": "replay",
+    "MastStandin": "mast",
     "ADQLError": "tap", "TAPQueryRecord": "tap", "TAPStandin": "tap",
 }
 

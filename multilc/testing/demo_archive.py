@@ -49,7 +49,8 @@ class DemoArchive(Archive):
         params = {"id": ",".join(str(i) for i in batch.objectid),
                   "ra": ",".join(f"{r:.7f}" for r in batch.ra),
                   "dec": ",".join(f"{d:.7f}" for d in batch.dec)}
-        resp = http_request(self, batch, "GET", url, params=params, timeout=self.timeout)
+        resp = http_request(self, batch, "GET", url, params=params, timeout=self.timeout,
+                            expect="csv")
         return resp.text
 
     def parse(self, raw, batch):

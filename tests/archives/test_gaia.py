@@ -20,6 +20,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import MultiBandLightCurve, collect
+from multilc.errors import FileFormatError
 from multilc.testing.tap import ADQLError, TAPStandin
 
 gaia = pytest.importorskip("multilc.archives.gaia")
@@ -279,7 +280,7 @@ def test_zip_and_combined_layout(tmp_path):
 def test_bad_file_names_archive(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="gaia: .*not an epoch-photometry table"):
+    with pytest.raises(FileFormatError, match="x.csv.*gaia: .*not an epoch-photometry table"):
         MultiBandLightCurve.read(path, format="gaia.epoch_photometry")
 
 
@@ -366,7 +367,7 @@ def test_datalink_html_page_is_a_named_failure(services):
                  **FAST)
     (failure,) = lc.report.failures
     assert failure.archive == "gaia"
-    assert "not a zip" in failure.message and "11" in failure.message
+    assert "HTML page" in failure.message and "11" in failure.message
     assert lc.ds.sizes["obs"] == 0
 
 

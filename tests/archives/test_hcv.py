@@ -121,7 +121,7 @@ def test_nearest_match_all_filters_ab_fluxes(hsc_api):
     assert float(cone.args["radius"]) == pytest.approx(1 / 3600)
     assert float(cone.args["ra"]) == pytest.approx(TARGET.ra.deg)
     (curve,) = [r for r in hsc_api.requests if r.path.endswith("hcv.csv")]
-    assert curve.args == {"MatchID": str(NEAR)}
+    assert curve.args == {"MatchID": str(NEAR), "pagesize": str(hcv.PAGE_SIZE)}
     # All instruments and filters of the match.
     assert lc.bands == ["hst:ACS_F606W", "hst:ACS_F814W", "hst:WFC3_F475W", "hst:WFPC2_F814W"]
     rows = sorted(LIGHTCURVES[NEAR], key=lambda r: ("hst:" + r[1], r[2]))
@@ -171,7 +171,8 @@ def test_missing_magnitudes_counted():
                        (NEAR, "ACS_F814W", 53002.0, 21.0, np.nan, "c"),
                        (NEAR, "XYZ_F999Q", 53003.0, 21.0, 0.1, "d")], names=LC_COLS)
     lc, dropped, failures = hcv.hcv_rows_to_lightcurve(rows, 3, ra=10.0, dec=20.0)
-    assert dropped["CorrMag missing"] == 1 and dropped["MagErr missing"] == 1
+    assert dropped["CorrMag missing (null/NaN)"] == 1
+    assert dropped["MagErr missing (null/NaN)"] == 1
     assert dropped["unknown HST band hst:XYZ_F999Q"] == 1
     assert len(failures) == 1 and "objectid 3" in failures[0].message
     np.testing.assert_allclose(lc.flux.to_value(u.mJy), expected_mjy([20.0]), rtol=1e-4)
@@ -213,3 +214,54 @@ def test_remote_hcv_nova_m87():
     lc = multilc.collect(coord, archives=["hcv"], progress=False)
     assert {"hst:ACS_F606W", "hst:ACS_F814W"} <= set(lc.bands)
     assert (lc.ds["source_id"].values == 1905457).all()
+
+
+# --------------------------------------------------------------------------- issue 10: trust
+def test_sentinels_and_out_of_range_values_dropped_and_counted(hsc_api):
+    LIGHTCURVES[NEAR].extend([
+        (NEAR, "ACS_F814W", -999.0, 20.0, 0.05, "bad_time"),
+        (NEAR, "ACS_F814W", 53020.0, 99.99, 0.05, "bad_mag"),
+        (NEAR, "ACS_F814W", 53021.0, 20.0, -999.0, "bad_err"),
+    ])
+    try:
+        lc = _collect(TARGET, cache=False)
+    finally:
+        del LIGHTCURVES[NEAR][-3:]
+    assert lc.report.ok, lc.report.summary()
+    assert len(lc.time) == 5
+    assert lc.report.dropped["hcv"] == {"MJD outside [48005, 69807] d": 1,
+                                        "CorrMag outside [0, 40] mag": 1,
+                                        "MagErr <= 0": 1}
+    assert (lc.flux_err.to_value(u.mJy) > 0).all()
+
+
+def test_one_line_answer_is_never_opened_as_a_file(hsc_api, tmp_path):
+    decoy = tmp_path / "decoy.csv"
+    Table(rows=LIGHTCURVES[NEAR], names=LC_COLS).write(decoy, format="ascii.csv")
+    hsc_api.route("/api/v0.1/hsc/v3/hcv.csv", str(decoy))
+    lc = _collect(TARGET, cache=False)
+    assert len(lc.time) == 0
+    (failure,) = lc.report.failures
+    assert failure.objectids == [1] and "lacks columns" in failure.message
+
+
+def test_one_targets_persistent_failure_keeps_the_others(hsc_api, monkeypatch):
+    monkeypatch.setenv("MULTILC_BACKOFF", "0.01")
+    monkeypatch.setenv("MULTILC_RETRIES", "1")
+    good = hsc_api._routes[("/api/v0.1/hsc/v3/hcvsummary.csv", "GET")].handler
+
+    def summary(req):
+        if float(req.args["ra"]) > 200:
+            return (503, {}, "busy")
+        if float(req.args["ra"]) < 100:
+            return (200, {}, "MatchID,RA,Dec\nnot-a-number,1,2\n")
+        return good(req)
+
+    hsc_api.route("/api/v0.1/hsc/v3/hcvsummary.csv", handler=summary)
+    targets = SkyCoord([TARGET.ra.deg, 250.0, 50.0] * u.deg, [TARGET.dec.deg, 0, 0] * u.deg)
+    lc = _collect(targets, cache=False, chunk_size=3)
+    failures = {f.objectids[0]: f for f in lc.report.failures}
+    assert sorted(failures) == [2, 3]
+    assert failures[2].transient and "503" in failures[2].message
+    assert "MatchID" in failures[3].message and not failures[3].transient
+    assert len(lc.time) == 5 and set(np.unique(lc.objectid)) == {1}

@@ -251,16 +251,26 @@ def test_connection_faults_are_transient(tap, catalogs, replay_server, fault):
     assert len(lc.events) > 0
 
 
+def test_html_page_once_is_retried(tap, catalogs, replay_server, offline_iers):
+    targets = _targets(catalogs, n_near=20, n_random=0)
+    clean = multilc.collect(targets, archives=["heasarc.bepposax"], cache=False, **FAST)
+    replay_server.faults("/tap/sync", [Fault.html_error(200)])
+    lc = multilc.collect(targets, archives=["heasarc.bepposax"], cache=False, **FAST)
+    assert lc.report.ok and lc.report.requests["heasarc.bepposax"] == 2
+    assert got_events(lc, "heasarc.bepposax") == got_events(clean, "heasarc.bepposax")
+
+
 def test_html_page_fails_one_chunk_only(tap, catalogs, replay_server, offline_iers):
     targets = _targets(catalogs, n_near=20, n_random=0)
-    replay_server.faults("/tap/sync", [Fault.html_error(200)])
+    replay_server.faults("/tap/sync", [Fault.html_error(200)] * 2)
     lc = multilc.collect(targets, archives=["heasarc.bepposax"], chunk_size=10,
                          options={"heasarc.bepposax": {"concurrency": 1}}, **FAST)
     (failure,) = lc.report.failures
     assert failure.archive == "heasarc.bepposax"
     assert failure.objectids == list(range(101, 111))
-    assert not failure.transient and failure.attempts == 1
-    assert "not a TAP result VOTable" in failure.message
+    # one more try, then permanent, with the page's title
+    assert not failure.transient and failure.attempts == 2
+    assert "HTML page" in failure.message and "HTTP 200" in failure.message
     assert "heasarc.bepposax" in failure.message and "101" in failure.message
     # the other chunk survives
     second = targets[10:]

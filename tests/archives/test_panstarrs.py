@@ -21,6 +21,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import MultiBandLightCurve, collect
+from multilc.errors import MultilcError
 
 ps1 = pytest.importorskip("multilc.archives.panstarrs")
 
@@ -56,6 +57,9 @@ DETECTIONS = Table(rows=[r for i, (o, ra, dec, _) in enumerate(OBJECTS)
 # a positional join would take it, the objID join must not.
 DETECTIONS.add_row(dict(objID=OBJECTS[2][0], detectID=777, filterID=2, obsTime=56000.0,
                         ra=150.0, dec=2.0, psfFlux=5e-4, psfFluxErr=1e-5, infoFlag=0))
+
+#: Rows with psfFlux or psfFluxErr == -999 among the three matched objects.
+MISSING_6 = {"psfFlux == -999 (missing)": 3, "psfFluxErr == -999 (missing)": 3}
 
 JSON_TYPES = {"objID": "long", "detectID": "long", "filterID": "unsignedByte",
               "obsTime": "double", "ra": "double", "dec": "double", "psfFlux": "float",
@@ -175,7 +179,7 @@ def test_service_end_to_end(api, monkeypatch, fmt):
     _check_object(lc, 11, 1)
     _check_object(lc, 12, 3)
     # -999 rows: 2 per matched object, counted
-    assert lc.report.dropped["panstarrs"] == {"psfFlux or psfFluxErr == -999 (missing)": 6}
+    assert lc.report.dropped["panstarrs"] == MISSING_6
     # separation from the mean position, by astropy
     sel, _ = _values(lc, 11, OBJECTS[1][0])
     sep = SkyCoord(150 * u.deg, 2 * u.deg).separation(
@@ -195,7 +199,8 @@ def test_service_nearest_and_infoflag_mask(api):
     assert len(dets) == 2                      # the nearest object of each target
     assert set(lc.ds["source_id"].values) == {OBJECTS[0][0], OBJECTS[3][0]}
     # odd k have infoFlag 8: k=1,3,5,9 (k=7 is already -999) -> 4 per object, 2 objects
-    assert lc.report.dropped["panstarrs"] == {"psfFlux or psfFluxErr == -999 (missing)": 4,
+    assert lc.report.dropped["panstarrs"] == {"psfFlux == -999 (missing)": 2,
+                                              "psfFluxErr == -999 (missing)": 2,
                                               "infoFlag & 8": 8}
     assert not (lc.ds["flag"].values & 8).any()
 
@@ -279,7 +284,7 @@ def test_detection_file(tmp_path, fmt, suffix):
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     lc = MultiBandLightCurve.read(path, format="panstarrs.detection", objectid=12)
     assert json.loads(lc.ds.attrs["dropped"]) == {
-        "psfFlux or psfFluxErr == -999 (missing)": 2}
+        "psfFlux == -999 (missing)": 1, "psfFluxErr == -999 (missing)": 1}
     good = rows[(rows["psfFlux"] != -999) & (rows["psfFluxErr"] != -999)]
     good.sort("obsTime")
     order = np.argsort(lc.ds["time"].values)
@@ -295,7 +300,7 @@ def test_detection_file(tmp_path, fmt, suffix):
 def test_detection_file_errors(tmp_path):
     path = tmp_path / "detection.csv"
     path.write_text("objID,psfFlux\n1,2\n")
-    with pytest.raises(ValueError, match="panstarrs: .* lacks detection columns"):
+    with pytest.raises(MultilcError, match="detection.csv: .* lacks columns"):
         MultiBandLightCurve.read(path, format="panstarrs.detection")
 
 
@@ -359,7 +364,7 @@ def _check_bulk(lc):
         np.testing.assert_allclose(lc.ds["time"].values[sel][order],
                                    expected_mjd_tdb(rows["obsTime"], ra, dec), atol=5e-7)
     assert OBJECTS[2][0] not in set(lc.ds["source_id"].values)
-    assert lc.report.dropped["panstarrs"] == {"psfFlux or psfFluxErr == -999 (missing)": 6}
+    assert lc.report.dropped["panstarrs"] == MISSING_6
 
 
 def test_bulk_local_partitions_opened_once(tmp_path, monkeypatch):
@@ -407,7 +412,8 @@ def test_auto_route_threshold(monkeypatch):
     monkeypatch.setenv("MULTILC_PANSTARRS_BULK_THRESHOLD", "1000")
     batches = arch.plan(as_sample(targets()))
     assert {b.options["route"] for b in batches} == {"service"}
-    assert len(batches) == 1 and len(batches[0]) == 3
+    # one target per batch by default (requests are per target)
+    assert [len(b) for b in batches] == [1, 1, 1]
 
 
 # --------------------------------------------------------------------------- live
@@ -424,3 +430,189 @@ def test_live_routes(route):
     assert lc.ds.sizes["obs"] > 10
     assert set(lc.ds["band"].values) <= {f"panstarrs:{b}" for b in "grizy"}
     assert np.all(lc.ds["time"].values > 54900)     # PS1 began in 2009
+
+
+# --------------------------------------------------------------------------- issue 10: trust
+def _detection_csv(rows, header="objID,detectID,filterID,obsTime,ra,dec,psfFlux,psfFluxErr,"
+                                "infoFlag"):
+    return header + "\n" + "".join(",".join(str(v) for v in r) + "\n" for r in rows)
+
+
+def _one_object_api(api, detection_text, fmt="csv", content_type="text/csv"):
+    """Every cone finds OBJECTS[0]; its detection answer is *detection_text*."""
+    obj_id, ra, dec, n = OBJECTS[0]
+
+    def mean(request):
+        return (200, {"Content-Type": "text/csv"},
+                f"objID,raMean,decMean,nDetections\n{obj_id},{float(request.args['ra'])},"
+                f"{float(request.args['dec'])},{n}\n")
+
+    api.route(f"{API}/mean.{fmt}", handler=mean)
+    api.route(f"{API}/detection.{fmt}", detection_text, content_type=content_type)
+
+
+def test_missing_obstime_is_dropped_and_counted_not_a_time(api):
+    """Issue 10: an empty obsTime filled with -999 came out as time -999 MJD."""
+    o = OBJECTS[0][0]
+    _one_object_api(api, _detection_csv([
+        (o, 1, 1, 55500.25, 150.0, 2.0, 1e-4, 2e-6, 0),
+        (o, 2, 2, -999.0, 150.0, 2.0, 1e-4, 2e-6, 0),       # missing time
+        (o, 3, 3, "", 150.0, 2.0, 1e-4, 2e-6, 0),           # empty cell
+        (o, 4, 4, 12.5, 150.0, 2.0, 1e-4, 2e-6, 0),         # not an MJD of PS1
+        (o, 5, 9, 55501.25, 150.0, 2.0, 1e-4, 2e-6, 0),     # unknown filter
+        (o, 6, 5, 55502.25, 150.0, 2.0, 1e-4, -1e-6, 0)]))  # negative error
+    lc = collect(targets()[:1], archives=["panstarrs"],
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    assert lc.report.ok, lc.report.summary()
+    assert len(lc) == 1
+    assert lc.time.mjd[0] == pytest.approx(expected_mjd_tdb([55500.25], 150.0, 2.0)[0],
+                                           abs=5e-7)
+    assert lc.report.dropped["panstarrs"] == {
+        "obsTime == -999 (missing)": 1, "obsTime missing (null/NaN)": 1,
+        "obsTime outside [33282, 69807] d": 1, "filterID outside [1, 5]": 1,
+        "psfFluxErr <= 0": 1}
+
+
+def test_declared_units_are_converted(api):
+    """Issue 10: units declared by the answer were ignored (VOTable, JSON info)."""
+    o = OBJECTS[0][0]
+    t = Table(rows=[(o, 1, 1, 55500.25, 150.0, 2.0, 0.1, 0.002, 0)],
+              names=("objID", "detectID", "filterID", "obsTime", "ra", "dec", "psfFlux",
+                     "psfFluxErr", "infoFlag"))
+    t["psfFlux"].unit = u.mJy
+    t["psfFluxErr"].unit = u.uJy
+    buf = io.BytesIO()
+    t.write(buf, format="votable")
+    _one_object_api(api, buf.getvalue(), fmt="votable", content_type="text/xml")
+    api.route(f"{API}/mean.votable", handler=lambda r: render(Table(
+        rows=[OBJECTS[0]], names=("objID", "raMean", "decMean", "nDetections")), "votable"))
+    import os
+
+    os.environ["MULTILC_PANSTARRS_RESPONSE_FORMAT"] = "votable"
+    try:
+        lc = collect(targets()[:1], archives=["panstarrs"],
+                     options={"panstarrs": {"route": "service"}}, **FAST)
+    finally:
+        del os.environ["MULTILC_PANSTARRS_RESPONSE_FORMAT"]
+    assert lc.report.ok, lc.report.summary()
+    assert lc.flux.to_value(u.mJy)[0] == pytest.approx(0.1)       # not 100 mJy
+    assert lc.flux_err.to_value(u.mJy)[0] == pytest.approx(0.002e-3)
+    # A JSON answer whose info declares a unit is converted too; an impossible one
+    # (seconds for a flux) is refused for that target.
+    doc = {"info": [{"name": c, "type": JSON_TYPES[c]} for c in t.colnames],
+           "data": [[str(o), "1", 1, 55500.25, 150.0, 2.0, 0.1, 0.002, 0]]}
+    doc["info"][6]["unit"] = "mJy"
+    checked = ps1._check(ps1.DETECTION_CONTRACT, json.dumps(doc), "json", [1], "det")
+    assert checked["psfFlux"][0] == pytest.approx(1e-4)            # Jy
+    doc["info"][6]["unit"] = "s"
+    with pytest.raises(MultilcError, match="declared in s"):
+        ps1._check(ps1.DETECTION_CONTRACT, json.dumps(doc), "json", [1], "det")
+
+
+@pytest.mark.parametrize("answer", [
+    "Error: column 'psfFlux' is not in table detection\n",           # plain-text error
+    "OBJID,FILTER,TIME\n1,2,3\n",                                     # other columns
+    "objID,filterID,obsTime\n1,2,55000\n",                            # some missing
+])
+def test_detection_answer_without_expected_columns_is_a_failure(api, answer):
+    """Issue 10: such an answer was treated as 'no detections'."""
+    _one_object_api(api, answer)
+    lc = collect(targets()[:1], archives=["panstarrs"],
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    (failure,) = lc.report.failures
+    assert failure.archive == "panstarrs" and failure.objectids == [11]
+    assert "lacks columns" in failure.message
+    assert len(lc) == 0
+
+
+def test_one_line_answer_is_never_opened_as_a_file(api, tmp_path):
+    """Issue 10: an answer consisting of a local path turned that file into data."""
+    o = OBJECTS[0][0]
+    decoy = tmp_path / "decoy.csv"
+    decoy.write_text(_detection_csv([(o, 1, 1, 55500.25, 150.0, 2.0, 1e-4, 2e-6, 0)]))
+    _one_object_api(api, str(decoy))
+    lc = collect(targets()[:1], archives=["panstarrs"],
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    assert len(lc) == 0
+    (failure,) = lc.report.failures
+    assert failure.objectids == [11] and "lacks columns" in failure.message
+
+
+def test_persistent_503_of_one_target_keeps_the_batch(api, monkeypatch):
+    """Issue 10: one target's persistent 503 discarded its whole batch."""
+    monkeypatch.setenv("MULTILC_BACKOFF", "0.01")
+    monkeypatch.setenv("MULTILC_RETRIES", "2")
+    mast_api(api, "csv")
+    good_mean = api._routes[(f"{API}/mean.csv", "GET")].handler
+
+    def mean(request):
+        if float(request.args["ra"]) == 210.5:
+            return (503, {}, "Service Unavailable")
+        return good_mean(request)
+
+    api.route(f"{API}/mean.csv", handler=mean)
+    lc = collect(targets(), archives=["panstarrs"], chunk_size=3,
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    (failure,) = lc.report.failures
+    assert failure.objectids == [12] and failure.transient
+    assert failure.attempts == 3                    # MULTILC_RETRIES=2 more tries
+    assert "503" in failure.message
+    _check_object(lc, 11, 0)
+    _check_object(lc, 11, 1)
+
+
+@pytest.mark.parametrize("exc", [OverflowError, TypeError, KeyError, ZeroDivisionError])
+def test_any_exception_parsing_one_target_is_that_targets_failure(api, monkeypatch, exc):
+    """Issue 10: an OverflowError/TypeError while parsing one target lost the batch."""
+    mast_api(api, "csv")
+    real = ps1.detections_to_lightcurve
+
+    def flaky(det, objectid, *args, **kwargs):
+        if int(np.asarray(objectid)[0]) == 12:
+            raise exc("boom")
+        return real(det, objectid, *args, **kwargs)
+
+    monkeypatch.setattr(ps1, "detections_to_lightcurve", flaky)
+    lc = collect(targets(), archives=["panstarrs"], chunk_size=3,
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    (failure,) = lc.report.failures
+    assert failure.objectids == [12] and failure.error_type == exc.__name__
+    assert "panstarrs" in failure.message and "12" in failure.message
+    _check_object(lc, 11, 0)
+    _check_object(lc, 11, 1)
+
+
+def test_cut_off_answers_are_truncated_not_data():
+    from multilc.collect.contract import TruncatedResponse
+
+    o = OBJECTS[0][0]
+    text = _detection_csv([(o, 1, 1, 55500.25, 150.0, 2.0, 1e-4, 2e-6, 0)] * 3)
+    with pytest.raises(TruncatedResponse):
+        ps1._check(ps1.DETECTION_CONTRACT, text[:-9], "csv", [1], "det")
+    doc = json.dumps({"info": [{"name": "objID", "type": "long"}], "data": [["1"], ["2"]]})
+    with pytest.raises(TruncatedResponse):
+        ps1._check(ps1.DETECTION_CONTRACT, doc[:-3], "json", [1], "det")
+    vot = render(DETECTIONS[:3], "votable")
+    with pytest.raises(TruncatedResponse):
+        ps1._check(ps1.DETECTION_CONTRACT, vot[:len(vot) // 2], "votable", [1], "det")
+
+
+def test_a_full_page_is_not_taken_as_the_whole_answer(api, monkeypatch):
+    """The MAST catalogs API pages its answers: a full page may continue."""
+    monkeypatch.setattr(ps1, "PAGE_SIZE", 5)
+    mast_api(api, "csv")
+    lc = collect(targets()[:1], archives=["panstarrs"],
+                 options={"panstarrs": {"route": "service"}}, **FAST)
+    (failure,) = lc.report.failures
+    assert failure.objectids == [11] and "fills a whole page" in failure.message
+    assert {r.args["pagesize"] for r in api.requests} == {"5"}
+
+
+def test_votable_overflow_status_is_not_a_whole_answer():
+    vot = render(DETECTIONS[:3], "votable").decode()
+    flagged = vot.replace("<RESOURCE", '<RESOURCE', 1).replace(
+        "<TABLE", '<INFO name="QUERY_STATUS" value="OVERFLOW"/>\n<TABLE', 1)
+    assert "OVERFLOW" in flagged
+    with pytest.raises(MultilcError, match="OVERFLOW"):
+        ps1._check(ps1.DETECTION_CONTRACT, flagged, "votable", [1], "det")
+    assert len(ps1._check(ps1.DETECTION_CONTRACT, vot, "votable", [1], "det")) == 3

@@ -4,14 +4,16 @@ Light-curve files are written at test time in the mission layout (primary
 header TELESCOP/MISSION/OBJECT/TICID|KEPLERID/SECTOR|QUARTER|CAMPAIGN/
 RA_OBJ/DEC_OBJ; extension LIGHTCURVE with TIME, TIMECORR, CADENCENO,
 SAP_FLUX(_ERR), PDCSAP_FLUX(_ERR), QUALITY|SAP_QUALITY and BJDREFI/BJDREFF/
-TIMESYS/TIMEREF/TIMEUNIT).  The service route runs lightkurve's real search
-and download against a local MAST stand-in (portal API, columns config,
-name resolver, file download) built on `multilc.testing.ReplayServer`.
+TIMESYS/TIMEREF/TIMEUNIT).  The service route runs against `multilc.testing.mast.MastStandin`: the MAST
+API (Mast.Caom.Crossmatch, Mast.Caom.Products with paging and long polling)
+and file downloads on a `multilc.testing.ReplayServer`; the tests assert on
+what the reader sent (request counts, JSON request bodies) and compare values
+with numbers computed here or by lightkurve's own reader.
 """
 import json
+import math
+import sys
 import warnings
-from importlib import resources
-from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -22,8 +24,10 @@ from astropy.io import fits
 import multilc
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.archives import tess_kepler
+from multilc.testing import Fault
+from multilc.testing.mast import MastStandin, mission_observation, write_mission_lightcurve
 
-pytest.importorskip("lightkurve")
+
 
 TESS_REF = 2457000.0     # BTJD = BJD_TDB - 2457000 (TESS SDPDD)
 KEPLER_REF = 2454833.0   # BKJD = BJD_TDB - 2454833 (Kepler Archive Manual)
@@ -31,60 +35,9 @@ MJD0 = 2400000.5
 
 
 # --------------------------------------------------------------------------- fixtures
-def write_lc(path, mission="tess", *, time, pdcsap, pdcsap_err, sap=None, sap_err=None,
-             quality=None, target_id=25155310, season=1, ra=10.0, dec=-20.0,
-             bjdrefi=None, bjdreff=0.0, timesys="TDB", timeref="SOLARSYSTEM"):
+def write_lc(path, mission="tess", **kwargs):
     """Write a light-curve file in the SPOC / Kepler pipeline layout."""
-    n = len(time)
-    sap = pdcsap if sap is None else sap
-    sap_err = pdcsap_err if sap_err is None else sap_err
-    quality = np.zeros(n, "int32") if quality is None else np.asarray(quality, "int32")
-    primary = fits.PrimaryHDU()
-    h = primary.header
-    h["ORIGIN"] = "NASA/Ames"
-    if mission == "tess":
-        h["CREATOR"] = "1003 LightCurveExporterPipelineModule"
-        h["TELESCOP"] = "TESS"
-        h["INSTRUME"] = "TESS Photometer"
-        h["OBJECT"] = f"TIC {target_id}"
-        h["TICID"] = target_id
-        h["SECTOR"] = season
-        ref, qname, tunit = TESS_REF, "QUALITY", "BJD - 2457000, days"
-    else:
-        h["CREATOR"] = "17211 FluxExporter2PipelineModule"
-        h["TELESCOP"] = "Kepler"
-        h["INSTRUME"] = "Kepler Photometer"
-        h["MISSION"] = "Kepler" if mission == "kepler" else "K2"
-        h["OBJECT"] = f"{'KIC' if mission == 'kepler' else 'EPIC'} {target_id}"
-        h["KEPLERID"] = target_id
-        h["QUARTER" if mission == "kepler" else "CAMPAIGN"] = season
-        ref, qname, tunit = KEPLER_REF, "SAP_QUALITY", "BJD - 2454833"
-    h["RADESYS"] = "ICRS"
-    h["RA_OBJ"] = ra
-    h["DEC_OBJ"] = dec
-    cols = [
-        fits.Column("TIME", "D", unit=tunit, array=np.asarray(time, float)),
-        fits.Column("TIMECORR", "E", unit="d", array=np.full(n, 0.001)),
-        fits.Column("CADENCENO", "J", array=np.arange(n) + 1000),
-        fits.Column("SAP_FLUX", "E", unit="e-/s", array=np.asarray(sap, float)),
-        fits.Column("SAP_FLUX_ERR", "E", unit="e-/s", array=np.asarray(sap_err, float)),
-        fits.Column("SAP_BKG", "E", unit="e-/s", array=np.zeros(n)),
-        fits.Column("SAP_BKG_ERR", "E", unit="e-/s", array=np.zeros(n)),
-        fits.Column("PDCSAP_FLUX", "E", unit="e-/s", array=np.asarray(pdcsap, float)),
-        fits.Column("PDCSAP_FLUX_ERR", "E", unit="e-/s", array=np.asarray(pdcsap_err, float)),
-        fits.Column(qname, "J", array=quality),
-    ]
-    ext = fits.BinTableHDU.from_columns(cols, name="LIGHTCURVE")
-    e = ext.header
-    e["TELESCOP"] = h["TELESCOP"]
-    e["TIMEREF"] = timeref
-    e["TASSIGN"] = "SPACECRAFT"
-    e["TIMESYS"] = timesys
-    e["BJDREFI"] = int(ref if bjdrefi is None else bjdrefi)
-    e["BJDREFF"] = bjdreff
-    e["TIMEUNIT"] = "d"
-    fits.HDUList([primary, ext]).writeto(path, overwrite=True)
-    return path
+    return write_mission_lightcurve(path, mission, **kwargs)
 
 
 # --------------------------------------------------------------------------- file reader
@@ -217,146 +170,92 @@ def test_options_checked():
     assert tess_kepler.K2Archive().options["author"] == "K2"
 
 
+# --------------------------------------------------------------------------- lightkurve parity
+def test_quality_presets_match_lightkurve():
+    lk_utils = pytest.importorskip("lightkurve.utils")
+    assert tess_kepler.QUALITY_PRESETS["TessQualityFlags"] == \
+        {k: int(v or 0) for k, v in lk_utils.TessQualityFlags.OPTIONS.items()}
+    assert tess_kepler.QUALITY_PRESETS["KeplerQualityFlags"] == \
+        {k: int(v or 0) for k, v in lk_utils.KeplerQualityFlags.OPTIONS.items()}
+
+
+@pytest.mark.parametrize("mission", ["tess", "kepler"])
+def test_values_match_lightkurve_reader(tmp_path, mission):
+    """Same cadences, times and fluxes as lightkurve.read with its default mask."""
+    lk = pytest.importorskip("lightkurve")
+    rng = np.random.default_rng(5)
+    n = 200
+    t = np.sort(rng.uniform(100, 120, n))
+    f = rng.normal(500, 3, n)
+    e = rng.uniform(1, 2, n)
+    q = np.where(rng.random(n) < 0.2, rng.choice([1, 4, 32, 2048, 4096, 128], n), 0)
+    f[[3, 17]] = np.nan
+    path = write_lc(tmp_path / f"{mission}_lc.fits", mission, time=t, pdcsap=f,
+                    pdcsap_err=e, quality=q, season=2, target_id=11904151)
+    ours = MultiBandLightCurve.read(path, format=f"{mission}.lightcurve")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = lk.read(str(path), quality_bitmask="default")
+    keep = np.isfinite(theirs.flux.value) & np.isfinite(theirs.time.value)
+    np.testing.assert_allclose(ours.time.mjd, theirs.time.tdb.mjd[keep], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(ours.flux.to_value(u.electron / u.s),
+                               theirs.flux.to_value(u.electron / u.s)[keep], rtol=1e-6)
+    np.testing.assert_allclose(ours.flux_err.to_value(u.electron / u.s),
+                               theirs.flux_err.to_value(u.electron / u.s)[keep], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- file faults
+def test_truncated_file_is_a_typed_error(tmp_path):
+    from multilc.errors import FileFormatError
+
+    path = write_lc(tmp_path / "t_lc.fits", "tess", time=np.arange(500.0),
+                    pdcsap=np.ones(500), pdcsap_err=np.ones(500))
+    data = path.read_bytes()
+    for cut in (len(data) - 2880, len(data) - 100, 3000, 10):
+        bad = tmp_path / f"cut{cut}_lc.fits"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(tess_kepler.MissionFileError, match=bad.name) as info:
+            tess_kepler.read_lightcurve_file(bad)
+        assert isinstance(info.value, FileFormatError)
+
+
+@pytest.mark.parametrize("unit, message", [(None, "has no unit"), ("ppm", "not e-/s")])
+def test_flux_unit_checked(tmp_path, unit, message):
+    path = write_lc(tmp_path / "u_lc.fits", "tess", time=[1.0], pdcsap=[1.0],
+                    pdcsap_err=[1.0], flux_unit=unit)
+    with pytest.raises(tess_kepler.MissionFileError, match=message):
+        MultiBandLightCurve.read(path, format="tess.lightcurve")
+
+
+def test_flux_unit_converted(tmp_path):
+    """A flux declared in electron/min is converted, not taken as e-/s."""
+    path = write_lc(tmp_path / "m_lc.fits", "tess", time=[1.0], pdcsap=[60.0],
+                    pdcsap_err=[6.0], flux_unit="electron/min")
+    lc = MultiBandLightCurve.read(path, format="tess.lightcurve")
+    np.testing.assert_allclose(lc.flux.to_value(u.electron / u.s), [1.0])
+    np.testing.assert_allclose(lc.flux_err.to_value(u.electron / u.s), [0.1])
+
+
 # --------------------------------------------------------------------------- MAST stand-in
-def _astroquery_data(name):
-    return json.loads(resources.files("astroquery.mast.tests").joinpath("data", name)
-                      .read_text())
-
-
-class MastStandin:
-    """MAST portal API + name resolver + downloads, answering from a product list.
-
-    Real formats: the columns config, Mast.Caom.Filtered.Position and
-    Mast.Caom.Products answers follow astroquery's recorded MAST responses
-    (astroquery/mast/tests/data/columnsconfig.json, advSearchPos.json,
-    products.json, resolver.json).  The recorded columns config predates the
-    ``provenance_name`` and ``sequence_number`` CAOM fields that lightkurve
-    filters on, so they are added here (CAOM field list, MAST API docs).
-    """
-
-    OBS_FIELDS = [("dataproduct_type", "string"), ("calib_level", "int"),
-                  ("obs_collection", "string"), ("obs_id", "string"),
-                  ("target_name", "string"), ("s_ra", "float"), ("s_dec", "float"),
-                  ("t_min", "float"), ("t_max", "float"), ("t_exptime", "float"),
-                  ("provenance_name", "string"), ("sequence_number", "int"),
-                  ("project", "string"), ("obsid", "string"), ("distance", "float")]
-
-    def __init__(self, server, observations):
-        self.server = server
-        self.observations = observations      # list of dicts incl. "file", "product"
-        self.invocations = []
-        colconf = _astroquery_data("columnsconfig.json")
-        colconf["provenance_name"] = {"text": "Provenance Name", "vot.datatype": "char",
-                                      "vot.name": "provenance_name", "separator": ";"}
-        colconf["sequence_number"] = {"text": "Sequence Number", "vot.datatype": "int",
-                                      "vot.name": "sequence_number"}
-        self.products_template = _astroquery_data("products.json")
-        server.route("/portal/Mashup/Mashup.asmx/columnsconfig", json.dumps(colconf),
-                     method="POST", content_type="application/json")
-        server.route("/api/v0/invoke", handler=self.invoke, method="POST")
-        server.route("/Santa-war/query", handler=self.resolve)
-        server.route("/api/v0.1/Download/file", handler=self.download, method=None)
-
-    def resolve(self, req):
-        name = req.args["name"]
-        ra, dec = (float(x) for x in name.split(","))
-        return json.dumps({"resolvedCoordinate": [{"searchString": name.lower(),
-                                                   "resolver": "NED", "ra": ra,
-                                                   "decl": dec, "canonicalName": name}],
-                           "status": ""})
-
-    def invoke(self, req):
-        request = json.loads(req.form["request"])
-        self.invocations.append(request)
-        service = request["service"]
-        if service == "Mast.Caom.Filtered.Position":
-            ra, dec, radius = (float(x) for x in request["params"]["position"].split(","))
-            filters = {f["paramName"]: f["values"] for f in request["params"]["filters"]}
-            rows = []
-            centre = SkyCoord(ra * u.deg, dec * u.deg)
-            for obs in self.observations:
-                sep = centre.separation(SkyCoord(obs["s_ra"] * u.deg, obs["s_dec"] * u.deg))
-                if sep.deg > radius or obs["project"] not in filters["project"]:
-                    continue
-                if "provenance_name" in filters and \
-                        obs["provenance_name"] not in filters["provenance_name"]:
-                    continue
-                row = {k: obs[k] for k, _ in self.OBS_FIELDS if k in obs}
-                row["distance"] = sep.to_value(u.arcsec)
-                rows.append(row)
-            fields = [{"name": n, "type": t} for n, t in self.OBS_FIELDS]
-        elif service == "Mast.Caom.Products":
-            wanted = request["params"]["obsid"].split(",")
-            rows = []
-            for obs in self.observations:
-                if obs["obsid"] in wanted:
-                    rows.append({"obsID": obs["obsid"], "obs_collection": obs["obs_collection"],
-                                 "dataproduct_type": "timeseries", "obs_id": obs["obs_id"],
-                                 "description": "Light curves", "type": "S",
-                                 "dataURI": f"mast:{obs['project']}/product/{obs['file'].name}",
-                                 "productType": "SCIENCE", "productGroupDescription":
-                                 "Minimum Recommended Products", "productSubGroupDescription":
-                                 "LC", "productDocumentationURL": "", "project": obs["project"],
-                                 "prvversion": "", "productFilename": obs["file"].name,
-                                 "size": obs["file"].stat().st_size, "_selected_": None})
-            fields = self.products_template["fields"]
-        else:
-            raise AssertionError(f"unexpected MAST service {service}")
-        return json.dumps({"status": "COMPLETE", "msg": "", "data": rows, "fields": fields,
-                           "paging": {"page": 1, "pageSize": len(rows), "pagesFiltered": 1,
-                                      "rows": len(rows), "rowsFiltered": len(rows),
-                                      "rowsTotal": len(rows)}})
-
-    def download(self, req):
-        uri = unquote(req.args["uri"])
-        for obs in self.observations:
-            if uri.endswith("/" + obs["file"].name):
-                return (200, {"Content-Type": "application/fits"},
-                        obs["file"].read_bytes())
-        return (404, {}, "not found")
-
-    @property
-    def downloads(self):
-        return sum(1 for r in self.server.requests
-                   if r.path == "/api/v0.1/Download/file" and r.method == "GET")
-
-
 @pytest.fixture
 def mast(replay_server, monkeypatch, tmp_path):
-    """Point lightkurve/astroquery at the stand-in; return a factory."""
-    import astroquery.mast.utils as mast_utils
-    import lightkurve.search as lk_search
-    from astroquery.mast import Observations
-
+    """Point the readers at a MAST stand-in; return a factory of stand-ins."""
     monkeypatch.setenv("MULTILC_MAST_URL", replay_server.url)
-    monkeypatch.setenv("MULTILC_MAST_DOWNLOAD_DIR", str(tmp_path / "lkcache"))
-    # astroquery hard-codes the MAST name-resolver host; send it to the stand-in.
-    real = mast_utils._simple_request
-
-    def local_resolver(url, params=None):
-        assert "mastresolver.stsci.edu/Santa-war/query" in url
-        return real(replay_server.url + "/Santa-war/query", params)
-
-    monkeypatch.setattr(mast_utils, "_simple_request", local_resolver)
-    portal = Observations._portal_api_connection
-    for attr in ("MAST_REQUEST_URL", "COLUMNS_CONFIG_URL", "MAST_DOWNLOAD_URL",
-                 "MAST_BUNDLE_URL", "TIMEOUT"):
-        monkeypatch.setattr(portal, attr, getattr(portal, attr))   # restored afterwards
-    monkeypatch.setattr(portal, "_column_configs", {})
-    lk_search.search_lightcurve.cache_clear()
-    yield lambda observations: MastStandin(replay_server, observations)
-    lk_search.search_lightcurve.cache_clear()
+    monkeypatch.setenv("MULTILC_MAST_DOWNLOAD_DIR", str(tmp_path / "downloads"))
+    monkeypatch.setenv("MULTILC_MAST_POLL_INTERVAL", "0.01")
+    return lambda observations, **kw: MastStandin(replay_server, observations, **kw)
 
 
-def _obs(path, *, project, author, exptime, seq, ra, dec, obsid, target):
-    return {"file": path, "project": project, "obs_collection": project,
-            "provenance_name": author, "t_exptime": float(exptime), "sequence_number": seq,
-            "s_ra": ra, "s_dec": dec, "obsid": str(obsid), "obs_id": path.name[:-8],
-            "target_name": str(target), "dataproduct_type": "timeseries", "calib_level": 3,
-            "t_min": 58000.0, "t_max": 58027.0}
+def _collect(coords, archives, **kw):
+    kw.setdefault("retries", 1)
+    kw.setdefault("backoff", 0.01)
+    kw.setdefault("timeout", 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return multilc.collect(coords, archives=archives, progress=False, cache=False, **kw)
 
 
-def test_collect_tess_through_mast_standin(mast, tmp_path):
+def _tess_targets(tmp_path):
     ra, dec = 150.0, 2.0
     files = tmp_path / "files"
     files.mkdir()
@@ -369,30 +268,48 @@ def test_collect_tess_through_mast_standin(mast, tmp_path):
                    "tess", time=[1325.7], pdcsap=[5.0], pdcsap_err=[1.0], ra=ra, dec=dec)
     fast = write_lc(files / "tess2018206045859-s0001-0000000025155310-0091-a_fast-lc.fits",
                     "tess", time=[1325.5], pdcsap=[7.0], pdcsap_err=[1.0], ra=ra, dec=dec)
-    standin = mast([
-        _obs(s1, project="TESS", author="SPOC", exptime=120, seq=1, ra=ra, dec=dec,
-             obsid=1001, target=25155310),
-        _obs(s2, project="TESS", author="SPOC", exptime=120, seq=2, ra=ra, dec=dec,
-             obsid=1002, target=25155310),
-        _obs(qlp, project="TESS", author="QLP", exptime=1800, seq=1, ra=ra, dec=dec,
-             obsid=1003, target=25155310),
-        _obs(fast, project="TESS", author="SPOC", exptime=20, seq=1, ra=ra, dec=dec,
-             obsid=1004, target=25155310),
-    ])
+    obs = [
+        mission_observation(s1, project="TESS", author="SPOC", exptime=120, seq=1, ra=ra,
+                            dec=dec, obsid=1001, target=25155310,
+                            extra_products=["tess2018206045859-s0001-0000000025155310-0120"
+                                            "-s_tp.fits"]),
+        mission_observation(s2, project="TESS", author="SPOC", exptime=120, seq=2, ra=ra,
+                            dec=dec, obsid=1002, target=25155310),
+        mission_observation(qlp, project="TESS", author="QLP", exptime=1800, seq=1, ra=ra,
+                            dec=dec, obsid=1003, target=25155310),
+        mission_observation(fast, project="TESS", author="SPOC", exptime=20, seq=1, ra=ra,
+                            dec=dec, obsid=1004, target=25155310),
+        # an HST image at the same place: not a TESS time series
+        {**mission_observation(b"", project="HST", author="CALWF3", exptime=500, seq=None,
+                               ra=ra, dec=dec, obsid=1005, target="X",
+                               filename="hst_x_drz.fits"), "dataproduct_type": "image"},
+        # a TESS target 3 arcsec away: outside the 2-arcsec radius
+        mission_observation(s2, project="TESS", author="SPOC", exptime=120, seq=2, ra=ra,
+                            dec=dec + 3 / 3600, obsid=1006, target=99,
+                            filename="tess-s0002-0000000000000099-s_lc.fits"),
+    ]
+    return ra, dec, obs
+
+
+def test_collect_tess_through_mast_standin(mast, tmp_path):
+    ra, dec, obs = _tess_targets(tmp_path)
+    standin = mast(obs)
     coords = SkyCoord([ra, ra + 1.0] * u.deg, [dec, dec] * u.deg)    # second: nothing there
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lc = multilc.collect(coords, archives=["tess"], radius=2 * u.arcsec, retries=1,
-                             backoff=0.01, timeout=5, progress=False)
+    lc = _collect(coords, ["tess"], radius=2 * u.arcsec)
     assert lc.report.failures == []
-    # What was asked: SPOC only, the TESS project, a 2-arcsec cone.
-    searches = [r for r in standin.invocations if r["service"] == "Mast.Caom.Filtered.Position"]
-    assert len(searches) == 2
-    filters = {f["paramName"]: f["values"] for f in searches[0]["params"]["filters"]}
-    assert filters["provenance_name"] == ["SPOC"] and filters["project"] == ["TESS"]
-    radius_deg = float(searches[0]["params"]["position"].split(",")[2])
-    assert radius_deg == pytest.approx(2 / 3600)
-    # Only the two 2-min SPOC files were downloaded (not QLP, not 20-s).
+    # What was asked: one crossmatch for both targets, in the MAST API request shape.
+    (xmatch,) = [r for r in standin.invocations if r["service"] == "Mast.Caom.Crossmatch"]
+    assert xmatch["format"] == "json" and xmatch["page"] == 1 and xmatch["pagesize"] >= 1
+    assert xmatch["params"]["raColumn"] == "ra" and xmatch["params"]["decColumn"] == "dec"
+    assert xmatch["params"]["radius"] == pytest.approx(2 / 3600, rel=1e-12)   # degrees
+    assert [f["name"] for f in xmatch["data"]["fields"]] == ["ra", "dec", "objectid"]
+    assert xmatch["data"]["data"] == [{"ra": ra, "dec": dec, "objectid": 1},
+                                      {"ra": ra + 1.0, "dec": dec, "objectid": 2}]
+    # One product list, for the two SPOC 2-min observations only.
+    (products,) = [r for r in standin.invocations if r["service"] == "Mast.Caom.Products"]
+    assert products["params"]["obsid"] == "1001,1002"
+    assert standin.count() == 2
+    # Only the two light-curve files were downloaded (not the TPF, QLP, fast, HST).
     assert standin.downloads == 2
     np.testing.assert_allclose(lc.time.mjd, [1325.5 + 56999.5, 1354.2 + 56999.5], atol=1e-6)
     np.testing.assert_allclose(lc.flux.to_value(u.electron / u.s), [1000.0, 990.0])
@@ -402,19 +319,132 @@ def test_collect_tess_through_mast_standin(mast, tmp_path):
         ["SPOC", "PDCSAP_FLUX", "sector 1", "sector 2"]
     np.testing.assert_array_equal(lc.objectids, [1])
 
-    # Second run without the response cache: lightkurve's download cache is used.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        again = multilc.collect(coords[:1], archives=["tess"], radius=2 * u.arcsec,
-                                cache=False, retries=1, backoff=0.01, timeout=5,
-                                progress=False)
-    assert standin.downloads == 2
+    # Second run: the files already downloaded are not fetched again.
+    again = _collect(coords[:1], ["tess"], radius=2 * u.arcsec)
+    assert standin.downloads == 2 and standin.count() == 4
     np.testing.assert_allclose(again.flux.value, lc.flux.value)
 
 
-def test_collect_kepler_nearest_and_failure(mast, tmp_path, replay_server):
-    from multilc.testing import Fault
+def test_crossmatch_requests_are_ceil_n_over_chunk(mast, tmp_path):
+    rng = np.random.default_rng(2)
+    n, chunk = 23, 10
+    ra, dec = rng.uniform(0, 360, n), rng.uniform(-80, 80, n)
+    obs = []
+    for i in range(0, n, 3):     # every third target has one sector
+        data = write_mission_lightcurve(None, "tess", time=[1500.0 + i], pdcsap=[100.0 + i],
+                                        pdcsap_err=[1.0], target_id=1000 + i, ra=ra[i],
+                                        dec=dec[i])
+        obs.append(mission_observation(data, project="TESS", author="SPOC", exptime=120,
+                                       seq=1, ra=ra[i], dec=dec[i], obsid=5000 + i,
+                                       target=1000 + i, filename=f"tess-{1000 + i}-s_lc.fits"))
+    standin = mast(obs)
+    lc = _collect(SkyCoord(ra * u.deg, dec * u.deg), ["tess"], chunk_size=chunk)
+    assert lc.report.ok
+    xmatches = [r for r in standin.invocations if r["service"] == "Mast.Caom.Crossmatch"]
+    assert len(xmatches) == math.ceil(n / chunk) == 3
+    uploaded = sorted(row["objectid"] for r in xmatches for row in r["data"]["data"])
+    assert uploaded == list(range(1, n + 1))
+    assert max(len(r["data"]["data"]) for r in xmatches) == chunk
+    products = [r for r in standin.invocations if r["service"] == "Mast.Caom.Products"]
+    assert len(products) == 3       # one per batch that found something
+    assert standin.downloads == len(obs)
+    np.testing.assert_array_equal(lc.objectids, np.arange(1, n + 1, 3))
+    np.testing.assert_allclose(lc.flux.value, 100.0 + np.arange(0, n, 3))
+    np.testing.assert_allclose(lc.time.mjd, 1500.0 + np.arange(0, n, 3) + 56999.5,
+                               atol=1e-6)
 
+
+def test_paging_and_long_polling(mast, tmp_path):
+    ra, dec, obs = _tess_targets(tmp_path)
+    standin = mast(obs, max_pagesize=2, executing=2)
+    coords = SkyCoord([ra] * u.deg, [dec] * u.deg)
+    lc = _collect(coords, ["tess"], radius=2 * u.arcsec)
+    assert lc.report.ok
+    np.testing.assert_allclose(lc.flux.value, [1000.0, 990.0])
+    pages = [(r["service"], r["page"]) for r in standin.invocations]
+    # 2 EXECUTING answers re-issued as the same request; crossmatch rows: 5
+    # observations within 2 arcsec (not the one at 3 arcsec) -> 3 pages of 2.
+    assert pages == [("Mast.Caom.Crossmatch", 1)] * 3 + \
+        [("Mast.Caom.Crossmatch", 2), ("Mast.Caom.Crossmatch", 3),
+         ("Mast.Caom.Products", 1), ("Mast.Caom.Products", 2)]
+
+
+def test_incomplete_answer_is_a_transient_failure(mast, tmp_path):
+    ra, dec, obs = _tess_targets(tmp_path)
+    standin = mast(obs)
+    real = standin._json
+
+    def short(obj):           # declares one row more than it sends
+        if obj.get("paging"):
+            obj["paging"]["rowsFiltered"] += 1
+        return real(obj)
+
+    standin._json = short
+    coords = SkyCoord([ra, ra + 1] * u.deg, [dec, dec] * u.deg)
+    lc = _collect(coords, ["tess"], radius=2 * u.arcsec, retries=1)
+    (failure,) = lc.report.failures
+    assert failure.objectids == [1, 2] and failure.transient and failure.attempts == 2
+    assert "incomplete" in failure.message and "rowsFiltered" in failure.message
+
+
+def test_status_error_and_http_error_fail_the_batch(mast, tmp_path, replay_server):
+    ra, dec, obs = _tess_targets(tmp_path)
+    mast(obs)
+    replay_server.faults("/api/v0/invoke", [Fault.status(400)])
+    lc = _collect(SkyCoord([ra] * u.deg, [dec] * u.deg), ["tess"], retries=0)
+    (failure,) = lc.report.failures
+    assert failure.archive == "tess" and failure.objectids == [1] and "400" in failure.message
+    # a transient 503 is retried and the result equals the fault-free one
+    replay_server.faults("/api/v0/invoke", [Fault.status(503)])
+    lc = _collect(SkyCoord([ra] * u.deg, [dec] * u.deg), ["tess"], radius=2 * u.arcsec)
+    assert lc.report.ok and len(lc.time) == 2
+
+
+def test_per_target_isolation(mast, tmp_path, replay_server):
+    """A truncated file, a wrong unit and a missing file fail their own target only."""
+    files = tmp_path / "files"
+    files.mkdir()
+    pos = [(10.0, 5.0), (20.0, 5.0), (30.0, 5.0), (40.0, 5.0)]
+    obs = []
+    for i, (ra, dec) in enumerate(pos):
+        path = write_lc(files / f"tess-{i}-s_lc.fits", "tess", time=np.arange(100.0) + i,
+                        pdcsap=np.full(100, 10.0 * (i + 1)), pdcsap_err=np.ones(100),
+                        ra=ra, dec=dec, target_id=i + 1,
+                        flux_unit="ppm" if i == 1 else "e-/s")
+        content = path.read_bytes()
+        if i == 0:
+            content = content[:len(content) - 4000]      # cut off, size listed as cut
+        obs.append(mission_observation(content, project="TESS", author="SPOC",
+                                       exptime=120, seq=1, ra=ra, dec=dec, obsid=700 + i,
+                                       target=i + 1, filename=path.name))
+    standin = mast(obs)
+    standin._files.pop(MastStandin.uri(obs[2], obs[2]["products"][0]))   # 404
+    coords = SkyCoord([p[0] for p in pos] * u.deg, [p[1] for p in pos] * u.deg)
+    lc = _collect(coords, ["tess"])
+    failures = {tuple(f.objectids): f for f in lc.report.failures}
+    assert set(failures) == {(1,), (2,), (3,)}
+    assert failures[(1,)].error_type == "MissionFileError"
+    assert "truncated" in failures[(1,)].message and "tess-0-s_lc.fits" in failures[(1,)].message
+    assert failures[(2,)].error_type == "MissionFileError" and "ppm" in failures[(2,)].message
+    assert "404" in failures[(3,)].message and not failures[(3,)].transient
+    np.testing.assert_array_equal(np.unique(lc.objectids), [4])
+    np.testing.assert_allclose(lc.flux.value, np.full(100, 40.0))
+    # the damaged file is not kept in the download folder
+    assert not list((tmp_path / "downloads").rglob("tess-0-s_lc.fits"))
+
+
+def test_transient_download_fault_is_retried(mast, tmp_path, replay_server):
+    ra, dec, obs = _tess_targets(tmp_path)
+    standin = mast(obs)
+    replay_server.faults("/api/v0.1/Download/file",
+                         [Fault.status(503), Fault.truncated(fraction=0.5, declare_full_length=True)])
+    lc = _collect(SkyCoord([ra] * u.deg, [dec] * u.deg), ["tess"], radius=2 * u.arcsec)
+    assert lc.report.ok
+    np.testing.assert_allclose(lc.flux.value, [1000.0, 990.0])
+    assert standin.downloads == 4          # 2 files + 2 faults retried
+
+
+def test_kepler_nearest(mast, tmp_path):
     ra, dec = 290.0, 44.0
     files = tmp_path / "files"
     files.mkdir()
@@ -424,30 +454,51 @@ def test_collect_kepler_nearest_and_failure(mast, tmp_path, replay_server):
     far = write_lc(files / "kplr011904152-2009259160929_llc.fits", "kepler",
                    time=[200.0], pdcsap=[9.0], pdcsap_err=[0.5], target_id=11904152,
                    season=3, ra=ra, dec=dec + 1.5 / 3600)
+    short = write_lc(files / "kplr011904151-2009259160929_slc.fits", "kepler",
+                     time=[200.0], pdcsap=[9.0], pdcsap_err=[0.5], target_id=11904151,
+                     season=3, ra=ra, dec=dec + 0.3 / 3600)
     standin = mast([
-        _obs(near, project="Kepler", author="Kepler", exptime=1800, seq=None, ra=ra,
-             dec=dec + 0.3 / 3600, obsid=2001, target="kplr011904151"),
-        _obs(far, project="Kepler", author="Kepler", exptime=1800, seq=None, ra=ra,
-             dec=dec + 1.5 / 3600, obsid=2002, target="kplr011904152"),
+        mission_observation(near, project="Kepler", author="Kepler", exptime=1800,
+                            seq=None, ra=ra, dec=dec + 0.3 / 3600, obsid=2001,
+                            target="kplr011904151"),
+        mission_observation(far, project="Kepler", author="Kepler", exptime=1800, seq=None,
+                            ra=ra, dec=dec + 1.5 / 3600, obsid=2002, target="kplr011904152"),
+        mission_observation(short, project="Kepler", author="Kepler", exptime=60, seq=None,
+                            ra=ra, dec=dec + 0.3 / 3600, obsid=2003, target="kplr011904151"),
     ])
-    for obs in standin.observations:
-        obs.pop("sequence_number")       # Kepler prime leaves it empty at MAST
-    # The portal fails permanently for the first target's search (HTTP 400).
-    replay_server.faults("/api/v0/invoke", [Fault.status(400)])
-    coords = SkyCoord([ra - 1, ra] * u.deg, [dec, dec] * u.deg)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lc = multilc.collect(coords, archives=["kepler"], radius=3 * u.arcsec,
-                             options={"kepler": {"match": "nearest", "concurrency": 1}},
-                             retries=0, backoff=0.01, timeout=5, progress=False)
-    (failure,) = lc.report.failures
-    assert failure.archive == "kepler" and failure.objectids == [1]
-    assert "400" in failure.message
+    lc = _collect(SkyCoord([ra] * u.deg, [dec] * u.deg), ["kepler"], radius=3 * u.arcsec,
+                  options={"kepler": {"match": "nearest"}})
+    assert lc.report.ok
+    (products,) = [r for r in standin.invocations if r["service"] == "Mast.Caom.Products"]
+    assert products["params"]["obsid"] == "2001,2002"      # long cadence only
     np.testing.assert_array_equal(lc.ds["source_id"].values, [11904151, 11904151])
     np.testing.assert_allclose(lc.time.mjd, [200.0 + 54832.5, 200.02 + 54832.5], atol=1e-6)
     np.testing.assert_allclose(lc.ds["separation"].values, 0.3, atol=1e-3)
     assert lc.report.dropped["kepler"]["not the nearest target (match='nearest')"] == 1
     assert "quarter 3" in str(lc.ds["band_notes"].values[0])
+
+
+def test_three_missions_at_once_leave_stdout_alone(mast, monkeypatch):
+    """No lightkurve search/download call, no sys.stdout swap, no lock."""
+    from multilc.testing.mast import synthetic_observations
+
+    lk_search = pytest.importorskip("lightkurve.search")
+    for name in ("search_lightcurve", "search_targetpixelfile"):
+        monkeypatch.setattr(lk_search, name, lambda *a, **k: pytest.fail("lightkurve search"))
+    rng = np.random.default_rng(9)
+    ra, dec = rng.uniform(0, 360, 12), rng.uniform(-60, 60, 12)
+    obs, expected = synthetic_observations(ra, dec, seed=4, n_cadences=50)
+    mast(obs)
+    stdout = sys.stdout
+    lc = _collect(SkyCoord(ra * u.deg, dec * u.deg), ["tess", "kepler", "k2"],
+                  chunk_size=5, quality_bitmask="none")
+    assert sys.stdout is stdout and not sys.stdout.closed
+    assert lc.report.ok
+    for (i, mission), pieces in expected.items():
+        band = tess_kepler.MISSIONS[mission].band
+        got = np.sort(lc.select(objectid=i + 1, band=band).flux.value)
+        want = np.sort(np.concatenate([f for _, f in pieces]))
+        np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 @pytest.mark.remote_data
@@ -467,3 +518,45 @@ def test_remote_kepler_and_k2():
     k2 = multilc.collect(SkyCoord(172.560141, 7.588391, unit="deg"),        # K2-18
                          archives=["k2"], radius=2 * u.arcsec, progress=False)
     assert k2.bands == ["k2:K2"]
+
+
+# --------------------------------------------------------------------------- fuzz
+def test_fuzz_damaged_files_end_as_data_or_typed_error(tmp_path):
+    """300 damaged copies of a SPOC file (seed 12): each is read as valid data
+    or refused with a multilc error; never another exception, never a NaN,
+    negative error or non-finite time in the result."""
+    from multilc.errors import MultilcError
+
+    rng = np.random.default_rng(12)
+    n = 300
+    t = np.sort(rng.uniform(1000, 1027, n))
+    good = write_lc(tmp_path / "good_lc.fits", "tess", time=t,
+                    pdcsap=rng.normal(1000, 5, n), pdcsap_err=np.full(n, 5.0),
+                    quality=np.where(rng.random(n) < 0.1, 32, 0)).read_bytes()
+    outcomes = {"data": 0, "error": 0}
+    for case in range(300):
+        data = bytearray(good)
+        kind = case % 3
+        if kind == 0:                               # cut at a random byte
+            data = data[:int(rng.integers(0, len(data)))]
+        elif kind == 1:                             # flip 1-8 random bits
+            for _ in range(int(rng.integers(1, 9))):
+                i = int(rng.integers(0, len(data)))
+                data[i] ^= 1 << int(rng.integers(0, 8))
+        else:                                       # overwrite a run with garbage
+            i = int(rng.integers(0, len(data) - 64))
+            data[i:i + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+        path = tmp_path / f"case{case}_lc.fits"
+        path.write_bytes(bytes(data))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lc = MultiBandLightCurve.read(path, format="tess.lightcurve")
+        except MultilcError:
+            outcomes["error"] += 1
+            continue
+        outcomes["data"] += 1
+        assert np.isfinite(lc.time.mjd).all()
+        assert np.isfinite(lc.flux.value).all()
+        assert (lc.flux_err.value > 0).all() and np.isfinite(lc.flux_err.value).all()
+    assert outcomes["data"] > 0 and outcomes["error"] > 0

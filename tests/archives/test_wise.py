@@ -235,3 +235,42 @@ def test_live_neowise():
     lc = multilc.collect(SkyCoord(150.0 * u.deg, 2.0 * u.deg), archives=["neowise"],
                          radius=2 * u.arcsec, progress=False)
     assert lc.report.ok
+
+
+# --------------------------------------------------------------------------- issue 10: trust
+def _unwise_parse(table, **options):
+    from multilc.archives.wise import UnWISE
+    from multilc.collect.api import Batch
+
+    arch = UnWISE(**options)
+    n = table.num_rows
+    table = table.append_column("_target", pa.array(np.zeros(n, "int64")))
+    table = table.append_column("_separation_arcsec", pa.array(np.full(n, 0.1)))
+    batch = Batch("unwise", 0, np.array([5]), np.array([30.0]), np.array([10.0]),
+                  np.array([""]), {**arch.batch_options(), "partitions": []})
+    return arch.parse(table, batch)
+
+
+def test_unwise_values_outside_the_contract_are_counted():
+    t = catalogs.unwise_table([30.0] * 5, [10.0] * 5, mjd=[55300.5, -999.0, 55301, 55302, 55303],
+                              flux=[10.0, 10.0, np.nan, 10.0, 10.0],
+                              dflux=[1.0, 1.0, 1.0, -1.0, 1.0], band=[1, 1, 1, 1, 3])
+    res = _unwise_parse(t)
+    assert len(res.lc) == 1
+    assert res.dropped == {"MJDMEAN outside [33282, 69807] d": 1,
+                           "flux missing (null/NaN)": 1, "dflux <= 0": 1,
+                           "band outside [1, 2]": 1}
+
+
+def test_unwise_declared_flux_unit_other_than_nanomaggies_is_refused():
+    from multilc.collect.contract import ResponseError
+
+    t = catalogs.unwise_table([30.0], [10.0], mjd=[55300.5], flux=[10.0], dflux=[1.0],
+                              band=[1])
+    i = t.schema.get_field_index("flux")
+    t = t.set_column(i, t.schema.field("flux").with_metadata({b"unit": b"Jy"}), t["flux"])
+    with pytest.raises(ResponseError, match="not Vega nanomaggies"):
+        _unwise_parse(t)
+    t = t.set_column(i, t.schema.field("flux").with_metadata({b"unit": b"nanomaggies"}),
+                     t["flux"])
+    assert len(_unwise_parse(t).lc) == 1

@@ -295,7 +295,8 @@ def test_read_dr_parquet_file(tmp_path):
     assert lc.report.dropped["ztf"] == {"catflags & 32768": 1}
     bad = tmp_path / "other.parquet"
     pq.write_table(pa.table({"x": [1]}), bad)
-    with pytest.raises(ValueError, match="not a ZTF light-curve parquet file"):
+    with pytest.raises(multilc.errors.FileFormatError,
+                       match="not a ZTF light-curve parquet file"):
         MultiBandLightCurve.read(bad, format="ztf.parquet")
 
 
@@ -312,3 +313,108 @@ def test_live_api():
     lc = multilc.collect(SkyCoord(298.0025 * u.deg, 29.87147 * u.deg), archives=["ztf"],
                          options={"ztf": {"route": "api"}}, progress=False)
     assert lc.report.ok and len(lc) > 0
+
+
+# --------------------------------------------------------------------------- issue 10: trust
+def test_api_sentinels_are_dropped_and_counted_not_fluxes(replay_server, monkeypatch):
+    """Issue 10: magerr = -999 became a flux error of -529 mJy; mag = 99.99 was kept."""
+    monkeypatch.setenv("MULTILC_ZTF_API_URL", replay_server.url_for("/api"))
+    replay_server.route("/api", _api_csv([
+        (1, 2458300.75, 18.0, 0.05, 0, "zg", 150.0, 2.0),
+        (1, 2458301.75, 18.0, -999, 0, "zg", 150.0, 2.0),
+        (1, 2458302.75, 99.99, 0.05, 0, "zg", 150.0, 2.0),
+        (1, 2458303.75, 18.0, 0.0, 0, "zg", 150.0, 2.0),
+        (1, 2400003.75, 18.0, 0.05, 0, "zg", 150.0, 2.0),      # 1858: not a ZTF epoch
+        (1, 2458304.75, 18.0, 0.05, 0, "zq", 150.0, 2.0)]))    # unknown filter
+    lc = multilc.collect(TARGETS[:1], archives=["ztf"], options={"ztf": {"route": "api"}},
+                         cache=False, **FAST)
+    assert lc.report.ok, lc.report.summary()
+    assert len(lc) == 1 and (lc.flux_err.to_value(u.mJy) > 0).all()
+    assert lc.report.dropped["ztf"] == {"magerr == -999 (missing)": 1,
+                                        "mag == 99.99 (missing)": 1, "magerr <= 0": 1,
+                                        "hjd outside [2433282.5, 2469807.5] d": 1,
+                                        "unknown filtercode 'zq'": 1}
+
+
+def test_api_one_line_answer_is_never_opened_as_a_file(replay_server, monkeypatch,
+                                                        tmp_path):
+    decoy = tmp_path / "decoy.csv"
+    decoy.write_text(_api_csv([(1, 2458300.75, 18.0, 0.05, 0, "zg", 150.0, 2.0)]))
+    monkeypatch.setenv("MULTILC_ZTF_API_URL", replay_server.url_for("/api"))
+    replay_server.route("/api", str(decoy))
+    lc = multilc.collect(TARGETS[:1], archives=["ztf"], options={"ztf": {"route": "api"}},
+                         cache=False, **FAST)
+    assert len(lc) == 0
+    (failure,) = lc.report.failures
+    assert failure.objectids == [1] and "lacks columns" in failure.message
+
+
+def test_api_batches_of_several_targets_isolate_each(replay_server, monkeypatch):
+    monkeypatch.setenv("MULTILC_ZTF_API_URL", replay_server.url_for("/api"))
+    monkeypatch.setenv("MULTILC_BACKOFF", "0.01")
+
+    def handler(request):
+        _, ra, dec, _ = request.args["POS"].split()
+        if float(ra) == 10.0:
+            return (503, {}, "busy")
+        if float(ra) == 250.0:
+            return API_HEADER + "\n1,1,2458300.75,58300,18.0,0.05,0,zg,abc,2.0" + ",1" * 14 + "\n"
+        return _api_csv([(7, 2458300.75, 18.0, 0.05, 0, "zg", float(ra), float(dec))])
+
+    replay_server.route("/api", handler=handler)
+    lc = multilc.collect(TARGETS, archives=["ztf"], cache=False,
+                         options={"ztf": {"route": "api", "chunk_size": 3}}, **FAST)
+    failures = {f.objectids[0]: f for f in lc.report.failures}
+    assert sorted(failures) == [2, 3]
+    assert failures[2].transient and "503" in failures[2].message
+    assert "targets 2)" in failures[2].message          # names only its own target
+    assert "'ra' should hold float" in failures[3].message
+    assert lc.objectids == [1] and len(lc) == 1
+
+
+def test_bulk_rows_outside_the_contract_are_dropped_and_counted(tmp_path):
+    import pyarrow.parquet as pq
+
+    objs = [dict(objectid=686103400034440, filterid=2, objra=298.0025, objdec=29.87147,
+                 hmjd=[58250.5, -999.0, 58252.5, 58253.5, 58254.5],
+                 mag=[15.5, 15.6, 99.99, np.nan, 15.7],
+                 magerr=[0.01, 0.02, 0.02, 0.02, -999.0], catflags=[0, 0, 0, 0, 0])]
+    path = tmp_path / "ztf.parquet"
+    pq.write_table(catalogs.ztf_lightcurve_table(objs, nested=False), path)
+    lc = MultiBandLightCurve.read(path, format="ztf.parquet")
+    assert len(lc) == 1
+    assert lc.report.dropped["ztf"] == {"hmjd outside [33282, 69807] d": 1,
+                                        "mag outside [-2, 30] mag": 1,
+                                        "mag missing (null/NaN)": 1,
+                                        "magerr == -999 (missing)": 1}
+
+
+def test_ipac_answer_declaring_more_rows_than_it_holds_is_truncated(tmp_path):
+    """IPAC tables may declare their row count (RowsRetrieved): a cut after a
+    complete row is then visible, unlike in CSV."""
+    from astropy.table import Table
+
+    from multilc.errors import FileFormatError
+
+    csv = tmp_path / "lc.csv"
+    csv.write_text(_api_csv([(42, 2458300.75 + k, 18.0, 0.05, 0, "zg", 150.0, 2.0)
+                             for k in range(3)]))
+    t = Table.read(csv, format="ascii.csv")
+    t.meta["keywords"] = {"RowsRetrieved": {"value": "3"}}
+    whole, cut = tmp_path / "whole.tbl", tmp_path / "cut.tbl"
+    t.write(whole, format="ascii.ipac")
+    t[:2].write(cut, format="ascii.ipac")
+    assert len(MultiBandLightCurve.read(whole, format="ztf.api")) == 3
+    with pytest.raises(FileFormatError, match="declares 3 rows"):
+        MultiBandLightCurve.read(cut, format="ztf.api")
+
+
+def test_api_answer_cached_by_an_older_version_still_parses():
+    from multilc.collect.api import Batch
+
+    arch = multilc.archives.ztf.ZTF(route="api")
+    batch = Batch("ztf", 0, np.array([4]), np.array([150.0]), np.array([2.0]),
+                  np.array([""]), {**arch.batch_options(), "route": "api"})
+    text = _api_csv([(1, 2458300.75, 18.0, 0.05, 0, "zg", 150.0, 2.0)])
+    res = arch.parse(text, batch)
+    assert len(res.lc) == 1 and not res.failures

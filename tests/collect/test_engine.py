@@ -108,16 +108,29 @@ def test_permanent_fault_not_retried_and_other_chunks_survive(service):
     assert failure.objectids == list(range(11, 21))
     assert "HTTP 400" in failure.message and "bad position list" in failure.message
     assert not failure.transient
-    assert sorted(lc.objectids) == list(range(1, 11)) + list(range(21, 31))
+    # every requested target stays in the object table; the failed ones have no data
+    assert sorted(lc.objectids) == list(range(1, 31))
+    assert sorted(set(lc.objectid.tolist())) == list(range(1, 11)) + list(range(21, 31))
 
 
-def test_html_error_page_is_a_clear_parse_failure(service):
+def test_html_page_with_200_is_retried_once(service):
+    clean = multilc.collect(targets(3), archives="demo", cache=False, **FAST)
+    service.clear()
     service.faults(PATH, [Fault.html_error(code=200)])
     lc = multilc.collect(targets(3), archives="demo", cache=False, **FAST)
+    assert lc.report.ok and lc == clean
+    assert service.count(PATH) == 2
+
+
+def test_html_page_twice_is_permanent_with_its_title(service):
+    service.faults(PATH, [Fault.html_error(code=200)] * 5)
+    lc = multilc.collect(targets(3), archives="demo", cache=False, **FAST)
     (failure,) = lc.report.failures
-    assert service.count(PATH) == 1
-    assert "demo" in failure.message and "expected CSV" in failure.message
+    assert service.count(PATH) == 2  # once retried, then permanent (retries=3)
+    assert not failure.transient and failure.attempts == 2
+    assert "demo" in failure.message and "HTML page" in failure.message
     assert "1, 2, 3" in failure.message
+    assert "title" in failure.message and "OK" in failure.message
 
 
 def test_cache_hit_makes_no_request(service, tmp_path):
@@ -242,7 +255,7 @@ def test_concurrency_is_bounded(service):
 def test_unknown_archive_and_options():
     with pytest.raises(KeyError, match="Known archives"):
         multilc.collect(targets(1), archives="ztff")
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(TypeError, match="unknown options"):  # also an InputError
         DemoArchive(color="red")
     with pytest.raises(TypeError, match="angle Quantity"):
         DemoArchive(radius=1.0)
