@@ -320,3 +320,48 @@ def read_provenance(path):
         raise FileFormatError(name, f"the provenance cannot be read: "
                                     f"{type(exc).__name__}: {exc}") from exc
     return {"meta": meta, "report": report, "written": written}
+
+
+# --------------------------------------------------------------------------- collect side
+def collection_meta(archives, *, extra=None):
+    """The ``lc.meta`` a collection run should carry (for `multilc.collect.collect`).
+
+    Parameters
+    ----------
+    archives : iterable of `~multilc.collect.api.Archive`
+        The configured readers of the run (after their options are set).
+    extra : dict, optional
+        More entries (for example ``{"n_targets": 30}``).
+
+    Returns
+    -------
+    dict
+        ``multilc_version``; ``created`` (UTC ISO time of the run);
+        ``archives`` (names asked); ``radius`` and ``options`` per archive
+        (radius as a string such as ``"1.0 arcsec"``); ``services`` per
+        archive: each setting that is a service URL or a data release (URLs
+        name the release, e.g. ``.../ztf/enhanced/dr24/...``), with any
+        credentials in URLs removed.
+    """
+    from multilc.collect.api import scrub
+
+    meta = {"multilc_version": _version(), "created": utc_now(), "archives": [],
+            "radius": {}, "options": {}, "services": {}}
+    for archive in archives:
+        name = archive.name
+        meta["archives"].append(name)
+        meta["radius"][name] = str(getattr(archive, "radius", None))
+        meta["options"][name] = jsonable(dict(getattr(archive, "options", {}) or {}))
+        services = {}
+        conf = getattr(archive, "conf", None)
+        for key in (conf or ()):
+            try:
+                value = archive.setting(key)
+            except Exception:  # noqa: BLE001 - a setting that cannot be read is left out
+                continue
+            if isinstance(value, str) and ("://" in value or "release" in key):
+                services[key] = scrub(value)
+        meta["services"][name] = services
+    if extra:
+        meta.update(jsonable(extra))
+    return meta

@@ -148,3 +148,24 @@ def test_jsonable():
     assert value == {"r": "2.0 arcsec", "t": "2020-01-01T00:00:00.000", "n": 3,
                      "x": None, "4": {"s": [1, 2]}, "a": [1.5, 2.5]}
     json.dumps(value, allow_nan=False)
+
+
+def test_collection_meta_names_archives_radius_options_services(monkeypatch):
+    from multilc.collect import get_archive
+
+    monkeypatch.setenv("MULTILC_ZTF_API_URL",
+                       "https://user:secret@irsa.example/cgi-bin/ZTF/nph_light_curves")
+    ztf = get_archive("ztf")(radius=2 * u.arcsec)
+    meta = provenance.collection_meta([ztf], extra={"n_targets": 3})
+    assert meta["archives"] == ["ztf"]
+    assert u.Quantity(meta["radius"]["ztf"]) == 2 * u.arcsec
+    assert meta["options"]["ztf"]["catflags_mask"] == ztf.options["catflags_mask"]
+    services = meta["services"]["ztf"]
+    assert any("dr" in v for v in services.values())  # the HATS URL names the release
+    assert "secret" not in json.dumps(meta)
+    assert meta["n_targets"] == 3 and meta["multilc_version"] == multilc.__version__
+    lc = MultiBandLightCurve.from_arrays(
+        [1], ["ztf:g"], Time([58000.0], format="mjd", scale="tdb"), [1.0] * u.mJy,
+        [0.1] * u.mJy)
+    lc.meta = meta  # JSON values only, as the data model requires
+    assert json.loads(json.dumps(lc.meta)) == meta
