@@ -107,7 +107,39 @@ class LightCurveRead(_astropy_registry.UnifiedReadWrite):
                 f"{archive_names() or '(none registered)'} or 'all'; to read a file "
                 "give its path (format from the extension) or format=, one of "
                 f"{sorted(self._file_formats())}")
+        if format is None and args and isinstance(args[0], (str, os.PathLike)):
+            format = self._identify(os.fspath(args[0]), args[1:], kwargs)
         return self.registry.read(self._cls, *args, format=format, **kwargs)
+
+    def _identify(self, path, args, kwargs):
+        """The format of the file *path*: from its name, else from its first bytes.
+
+        Returns None to let the registry decide (it raises its own error when
+        several formats claim the file).
+
+        Raises
+        ------
+        multilc.errors.FileFormatError
+            Neither the name nor the content says which format the file is in.
+        """
+        found = self.registry.identify_format("read", self._cls, path, None, args, kwargs)
+        if found:
+            return None if len(found) > 1 else found[0]
+        from multilc.errors import FileFormatError
+        from multilc.io.formats import OWN_FORMATS, sniff
+
+        sniffed = sniff(path)
+        if sniffed is not None:
+            return sniffed
+        archive_files = sorted(n for n in self._file_formats()
+                               if n.split(".")[0] not in OWN_FORMATS)
+        own = ", ".join(f"{name} ({exts[0]})" for name, exts in OWN_FORMATS.items())
+        raise FileFormatError(
+            path, f"not a file multilc can identify: neither its name nor its content "
+                  f"is one of the formats multilc writes: {own}. To read a file "
+                  f"downloaded from an archive, name its format, for example "
+                  f"MultiBandLightCurve.read(path, format=\"icecube.events\") "
+                  f"(archive file formats: {', '.join(archive_files) or 'none'})")
 
     def _file_formats(self):
         table = self.registry.get_formats(self._cls, "Read")
