@@ -1878,15 +1878,21 @@ class MultiBandLightCurve:
         """Same data, units, object/band metadata, events and `meta`.
 
         The collection report is not compared: it describes the run (times,
-        request counts), not the light curve.
+        request counts), not the light curve; nor are the moments in `meta`
+        (``created``, ``written``) at which the same data were collected or
+        written.
         """
         if not isinstance(other, MultiBandLightCurve):
             return NotImplemented
         a, b = self.ds, other.ds
-        if _REPORT_ATTR in a.attrs or _REPORT_ATTR in b.attrs:
+        if any(k in d.attrs for k in (_REPORT_ATTR, _META_ATTR) for d in (a, b)):
             a, b = a.copy(deep=False), b.copy(deep=False)
-            a.attrs = {k: v for k, v in a.attrs.items() if k != _REPORT_ATTR}
-            b.attrs = {k: v for k, v in b.attrs.items() if k != _REPORT_ATTR}
+            a.attrs = {k: v for k, v in a.attrs.items()
+                       if k not in (_REPORT_ATTR, _META_ATTR)}
+            b.attrs = {k: v for k, v in b.attrs.items()
+                       if k not in (_REPORT_ATTR, _META_ATTR)}
+            if _lasting_meta(self.meta) != _lasting_meta(other.meta):
+                return False
         return a.identical(b)
 
     __hash__ = None
@@ -1894,6 +1900,14 @@ class MultiBandLightCurve:
     def nbytes(self):
         """Memory held by the arrays, in bytes."""
         return int(self._ds.nbytes)
+
+
+#: Entries of `meta` that say when, not what: left out of ``==``.
+_MOMENTS = ("created", "written")
+
+
+def _lasting_meta(meta):
+    return {k: v for k, v in (meta or {}).items() if k not in _MOMENTS}
 
 
 def _row_groups(lc):

@@ -731,7 +731,8 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
 
         try:
             finish_output(runtime.output_dir, report, parts, sample,
-                          targets=_targets_lightcurve(sample))
+                          targets=_targets_lightcurve(sample),
+                          meta=_provenance(plans, sample))
         except OSError as exc:  # the parts are written; keep the report
             report.warnings.append(scrub(f"could not write the dataset index in "
                                          f"{runtime.output_dir}: {exc}"))
@@ -739,8 +740,17 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
         return CollectedDataset(runtime.output_dir, report)
     lc = _concat(pieces, results, report)
     lc = _with_all_targets(lc, sample)
+    lc.meta = _provenance(plans, sample)
     lc.report = report
     return lc
+
+
+def _provenance(plans, sample):
+    """``lc.meta`` of a run: version, time, archives, radius, options, services."""
+    from multilc.io.provenance import collection_meta
+
+    return collection_meta([archive for archive, _ in plans.values()],
+                           extra={"n_targets": len(sample)})
 
 
 def _concat(pieces, results, report):

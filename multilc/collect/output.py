@@ -61,7 +61,7 @@ def start_output(folder):
             pass
 
 
-def finish_output(folder, report, parts, sample, targets=None):
+def finish_output(folder, report, parts, sample, targets=None, meta=None):
     """Write ``_multilc.json``: the run's parts (in batch order) and its report.
 
     *targets* (a light curve of the sample's objects, no data) is written as
@@ -87,7 +87,7 @@ def finish_output(folder, report, parts, sample, targets=None):
     listed = {arch: [os.path.relpath(p, folder) for p in paths]
               for arch, paths in sorted(parts.items())}
     index = {"format": DATASET_FORMAT, "parts": listed, "n_targets": len(sample),
-             "report": report.to_dict()}
+             "report": report.to_dict(), "meta": meta or {}}
     atomic_write(folder / _INDEX, json.dumps(index, indent=1).encode())
 
 
@@ -247,9 +247,13 @@ def read_dataset(path, *, archives=None, objectid=None, band=None, time_range=No
     index = Path(path) / _INDEX
     if index.is_file():
         try:
-            lc.report = json.loads(index.read_text()).get("report")
+            saved = json.loads(index.read_text())
         except (OSError, ValueError):  # pragma: no cover - checked in dataset_parts
-            pass
+            saved = {}
+        if saved.get("meta"):
+            lc.meta = saved["meta"]
+        if saved.get("report") is not None:
+            lc.report = saved["report"]
     return lc
 
 
