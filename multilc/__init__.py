@@ -35,10 +35,41 @@ class Conf(_config.ConfigNamespace):
 
 conf = Conf()
 
-from multilc.lightcurve import MultiBandLightCurve, LightCurveError, make_events  # noqa: E402
-from multilc.io import formats as _formats  # noqa: E402,F401  (registers file formats)
-from multilc import plotting as _plotting  # noqa: E402,F401  (registers ds.multilc)
-from multilc.collect import collect  # noqa: E402
-from multilc import archives as _archives  # noqa: E402,F401  (registers archives)
+# The data model, the file formats, the collection engine and the archive readers
+# import pandas, xarray, pyarrow and the network clients: seconds of start-up that
+# ``import multilc`` and ``multilc --help`` should not pay.  They are imported on
+# first use of the names below (PEP 562 module ``__getattr__``).
+_LAZY = {
+    "MultiBandLightCurve": "multilc.lightcurve",
+    "LightCurveError": "multilc.lightcurve",
+    "make_events": "multilc.lightcurve",
+    "collect": "multilc.collect",
+}
+# Imported with the data model because they register things on import: the
+# file formats (``MultiBandLightCurve.read/write``) and the ``ds.multilc``
+# xarray accessor.
+_WITH_DATA_MODEL = ("multilc.io.formats", "multilc.plotting")
+# Imported with the engine: every archive module registers its archive(s).
+_WITH_ENGINE = ("multilc.archives",)
 
-__all__ = ["conf", "MultiBandLightCurve", "LightCurveError", "make_events", "collect", "__version__"]
+
+def __getattr__(name):
+    import importlib
+
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home)
+    for extra in _WITH_DATA_MODEL + (_WITH_ENGINE if home == "multilc.collect" else ()):
+        importlib.import_module(extra)
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = ["conf", "MultiBandLightCurve", "LightCurveError", "make_events", "collect",
+           "__version__"]
