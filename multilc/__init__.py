@@ -7,6 +7,9 @@ try:
 except ImportError:  # pragma: no cover - not installed
     __version__ = "0.0.0"
 
+import sys as _sys
+import types as _types
+
 from astropy import config as _config
 
 
@@ -47,10 +50,8 @@ _LAZY = {
 }
 # Imported with the data model because they register things on import: the
 # file formats (``MultiBandLightCurve.read/write``) and the ``ds.multilc``
-# xarray accessor.
+# xarray accessor.  (The engine imports the archive readers when it runs.)
 _WITH_DATA_MODEL = ("multilc.io.formats", "multilc.plotting")
-# Imported with the engine: every archive module registers its archive(s).
-_WITH_ENGINE = ("multilc.archives",)
 
 
 def __getattr__(name):
@@ -60,11 +61,29 @@ def __getattr__(name):
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = importlib.import_module(home)
-    for extra in _WITH_DATA_MODEL + (_WITH_ENGINE if home == "multilc.collect" else ()):
+    for extra in _WITH_DATA_MODEL:
         importlib.import_module(extra)
     value = getattr(module, name)
     globals()[name] = value
     return value
+
+
+class _Package(_types.ModuleType):
+    """The ``multilc`` module, keeping ``multilc.collect`` the function.
+
+    Importing the subpackage ``multilc.collect`` (``from multilc.collect
+    import ...``) makes Python set the package attribute ``collect`` to the
+    subpackage once it is loaded; the function of the same name was the
+    public API long before the laziness, so it wins.
+    """
+
+    def __setattr__(self, name, value):
+        if name == "collect" and isinstance(value, _types.ModuleType):
+            value = getattr(value, "collect", value)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def __dir__():
