@@ -250,7 +250,8 @@ def _err(text):
 
 
 def _missing_module_message(exc, command):
-    name = (getattr(exc, "name", None) or "").split(".")[0]
+    name = getattr(exc, "name", None) or getattr(exc.__cause__, "name", None) or ""
+    name = name.split(".")[0]
     extra = EXTRAS.get(name)
     if not name:
         return str(exc)
@@ -334,6 +335,13 @@ def _report_text(report):
     for line in report.summary().splitlines():
         found = re.match(r"^(\s*\[[^\]]+\] )", line)
         short = _short_network_error(line)
+        missing = re.search(r"No module named '([A-Za-z0-9_]+)", line) or \
+            re.search(r"import of ([A-Za-z0-9_]+) halted", line)
+        if found and missing:
+            name = missing.group(1)
+            extra = EXTRAS.get(name)
+            hint = f'pip install "multilc[{extra}]"' if extra else f"pip install {name}"
+            short = f"needs {name}, which is not installed: {hint}"
         lines.append(found.group(1) + short if found and short != line else line)
     return "\n".join(lines)
 
@@ -354,7 +362,7 @@ def _read_lc(path, command):
 
     try:
         return MultiBandLightCurve.read(path)
-    except (MissingDependencyError, ModuleNotFoundError):
+    except (MissingDependencyError, ImportError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to read is the file's fault
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -397,6 +405,9 @@ def _cmd_collect(args):
         raise _UsageError(f"{args.output} exists; pass --overwrite to replace it")
     if not Path(args.output).name.lower().endswith(LC_SUFFIXES):
         raise _UsageError(f"output {args.output!r}: give a .parquet, .nc or .ecsv file name")
+    folder = Path(args.output).parent
+    if not folder.is_dir():
+        raise _UsageError(f"output folder {folder} does not exist")
     with _user_errors(f"cannot read targets {args.targets!r}: "):
         targets = as_sample(args.targets)
     options = {}

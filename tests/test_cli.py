@@ -462,3 +462,29 @@ def test_demo_runs_offline_and_says_so(tmp_path, capsys, _isolated_cache):
     # a second demo into the same folder needs --overwrite
     assert main(["demo", "-o", str(out), "--no-figures"]) == 2
     _one_line_error(capsys, "--overwrite")
+
+
+def test_output_folder_must_exist(targets_file, tmp_path, capsys):
+    out = tmp_path / "nosuch" / "lc.parquet"
+    assert main(["collect", str(targets_file), "--archives", "demo", "-o", str(out)]) == 2
+    _one_line_error(capsys, "does not exist")
+    assert main(["collect", str(targets_file), "--archives", "demo", "-o",
+                 str(tmp_path / "lc.txt")]) == 2
+    _one_line_error(capsys, ".parquet, .nc or .ecsv")
+
+
+def test_reader_missing_module_names_the_extra(service, targets_file, tmp_path, capsys,
+                                               monkeypatch):
+    # the demo reader's query needs requests; without it each batch fails, and the
+    # report line says which extra brings it
+    monkeypatch.setitem(sys.modules, "requests", None)
+    out = tmp_path / "lc.parquet"
+    code = main(["collect", str(targets_file), "--archives", "demo", "-o", str(out),
+                 "--no-progress"])
+    captured = capsys.readouterr()
+    if code == 2:  # the engine itself stopped before any batch: one line naming the extra
+        assert 'pip install "multilc[archives]"' in captured.err
+    else:
+        assert code == 1
+        assert '[demo] needs requests, which is not installed: pip install ' \
+               '"multilc[archives]"' in captured.out
