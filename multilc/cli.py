@@ -453,9 +453,8 @@ def _cmd_demo(args):
                              retries=1, timeout=60)
         n_requests = services["server"].count()
     _print_unreported(held, lc.report)
-    meta = getattr(lc, "meta", None)
-    if isinstance(meta, dict):
-        meta["demo"] = DEMO_NOTE
+    if hasattr(type(lc), "meta"):  # provenance kept by every file format
+        lc.meta = {**dict(lc.meta or {}), "demo": DEMO_NOTE}
     lc.write(lc_path, overwrite=True)
     _stamp_demo(lc_path, DEMO_NOTE)
     summary = lc.summary()
@@ -580,14 +579,14 @@ def _print_provenance(lc, path):
         _out("")
         _out("provenance:")
         for key, value in meta.items():
-            if key in ("objects", "bands", "events"):
+            if key in ("objects", "bands", "events") or (key == "demo" and stamp):
                 continue
             text = value if isinstance(value, str) else repr(value)
             _out(textwrap.fill(f"{key}: {text}", WIDTH, initial_indent="  ",
                                subsequent_indent="      "))
     report = getattr(lc, "report", None)
     if report is not None and hasattr(report, "summary"):
-        text = report.summary()
+        text = _report_text(report)
         if text:
             _out("")
             _out("collection report:")
