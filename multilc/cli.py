@@ -355,7 +355,7 @@ def _read_lc(path, command):
         raise _UsageError(f"no such file: {path}")
     if path.is_dir():
         raise _UsageError(f"{path} is a folder, not a light-curve file")
-    if not path.name.lower().endswith(LC_SUFFIXES):
+    if not path.name.lower().endswith(LC_SUFFIXES) and not _has_lc_magic(path):
         raise _UsageError(f"{path} is not a multilc light-curve file: give a .parquet, .nc "
                           "or .ecsv file written by multilc")
     from multilc import MultiBandLightCurve
@@ -367,6 +367,21 @@ def _read_lc(path, command):
     except Exception as exc:  # noqa: BLE001 - any failure to read is the file's fault
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _UsageError(f"cannot read {path} as a multilc light curve: {first}") from exc
+
+
+#: First bytes of the formats multilc writes: parquet ("PAR1", Apache Parquet
+#: file format), netCDF-4/HDF5 (HDF5 format signature), ECSV ("# %ECSV",
+#: ECSV 1.0 specification).
+_MAGIC = (b"PAR1", b"\x89HDF\r\n\x1a\n", b"# %ECSV")
+
+
+def _has_lc_magic(path):
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head.startswith(_MAGIC)
 
 
 def _demo_stamp(path):

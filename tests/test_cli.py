@@ -488,3 +488,14 @@ def test_reader_missing_module_names_the_extra(service, targets_file, tmp_path, 
         assert code == 1
         assert '[demo] needs requests, which is not installed: pip install ' \
                '"multilc[archives]"' in captured.out
+
+
+def test_info_reads_a_light_curve_file_by_content(two_targets, tmp_path, capsys):
+    renamed = tmp_path / "lightcurve.dat"
+    renamed.write_bytes(two_targets.read_bytes())
+    code = main(["info", str(renamed)])
+    captured = capsys.readouterr()
+    if code == 0:  # the registry identifies parquet by content
+        assert "2 objects" in captured.out
+    else:  # or says in one line that it cannot tell the format
+        assert code == 2 and len(captured.err.strip().splitlines()) == 1
