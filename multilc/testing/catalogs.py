@@ -27,7 +27,6 @@ marked where they are chosen; the readers cast, so they do not depend on them.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
