@@ -7,6 +7,9 @@ try:
 except ImportError:  # pragma: no cover - not installed
     __version__ = "0.0.0"
 
+import sys as _sys
+import types as _types
+
 from astropy import config as _config
 
 
@@ -38,10 +41,57 @@ class Conf(_config.ConfigNamespace):
 
 conf = Conf()
 
-from multilc.lightcurve import MultiBandLightCurve, LightCurveError, make_events  # noqa: E402
-from multilc.io import formats as _formats  # noqa: E402,F401  (registers file formats)
-from multilc import plotting as _plotting  # noqa: E402,F401  (registers ds.multilc)
-from multilc.collect import collect  # noqa: E402
-from multilc import archives as _archives  # noqa: E402,F401  (registers archives)
+# The data model, the file formats, the collection engine and the archive readers
+# import pandas, xarray, pyarrow and the network clients: seconds of start-up that
+# ``import multilc`` and ``multilc --help`` should not pay.  They are imported on
+# first use of the names below (PEP 562 module ``__getattr__``).
+_LAZY = {
+    "MultiBandLightCurve": "multilc.lightcurve",
+    "LightCurveError": "multilc.lightcurve",
+    "make_events": "multilc.lightcurve",
+    "collect": "multilc.collect",
+}
+# Imported with the data model because they register things on import: the
+# file formats (``MultiBandLightCurve.read/write``) and the ``ds.multilc``
+# xarray accessor.  (The engine imports the archive readers when it runs.)
+_WITH_DATA_MODEL = ("multilc.io.formats", "multilc.plotting")
 
-__all__ = ["conf", "MultiBandLightCurve", "LightCurveError", "make_events", "collect", "__version__"]
+
+def __getattr__(name):
+    import importlib
+
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home)
+    for extra in _WITH_DATA_MODEL:
+        importlib.import_module(extra)
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+class _Package(_types.ModuleType):
+    """The ``multilc`` module, keeping ``multilc.collect`` the function.
+
+    Importing the subpackage ``multilc.collect`` (``from multilc.collect
+    import ...``) makes Python set the package attribute ``collect`` to the
+    subpackage once it is loaded; the function of the same name was the
+    public API long before the laziness, so it wins.
+    """
+
+    def __setattr__(self, name, value):
+        if name == "collect" and isinstance(value, _types.ModuleType):
+            value = getattr(value, "collect", value)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = ["conf", "MultiBandLightCurve", "LightCurveError", "make_events", "collect",
+           "__version__"]

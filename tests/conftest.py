@@ -5,23 +5,22 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shared_dir():
-    env = os.environ.get("MULTILC_SHARED_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_dir():
-    """The project's ``shared/`` folder (reference data beside the checkout).
+    """Folder of the small real archive files and target lists the tests read.
 
-    Tests that read real archive files from it skip cleanly when it is absent;
-    nothing from it is ever copied into the repository.
+    ``tests/data`` (see ``tests/data/SOURCES.md`` for the origin of every
+    file), laid out like the project's reference folder: ``archive_samples/``
+    and ``samples/``.  ``MULTILC_SHARED_DIR`` points the tests at another folder
+    with the same layout (for example the complete IceCube season file).
     """
-    path = _shared_dir()
+    env = os.environ.get("MULTILC_SHARED_DIR")
+    path = Path(env) if env else DATA_DIR
     if not path.is_dir():
-        pytest.skip(f"shared reference folder not found at {path}")
+        pytest.fail(f"MULTILC_SHARED_DIR={env} is not a folder")
     return path
 
 

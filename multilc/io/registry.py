@@ -69,6 +69,17 @@ def register_file_format(name, cls, reader=None, writer=None, extensions=(), ide
         readwrite_registry.register_identifier(name, cls, identify_path, force=True)
 
 
+def _load_formats():
+    """Import the modules that register formats, on first use of read/write.
+
+    ``import multilc`` does not import them (they pull in pandas, xarray and
+    every archive reader); ``MultiBandLightCurve.read``/``write`` must still
+    know every format however the class was imported.
+    """
+    import multilc.archives  # noqa: F401  (archive file formats and archives)
+    import multilc.io.formats  # noqa: F401  (parquet, netcdf, ecsv)
+
+
 def _looks_like_file(obj):
     return isinstance(obj, (str, os.PathLike)) and os.path.exists(os.fspath(obj)) or \
         hasattr(obj, "read")
@@ -88,6 +99,7 @@ class LightCurveRead(_astropy_registry.UnifiedReadWrite):
     """
 
     def __init__(self, instance, cls):
+        _load_formats()
         super().__init__(instance, cls, "read", registry=readwrite_registry)
 
     def __call__(self, *args, archive=None, format=None, **kwargs):
@@ -158,6 +170,7 @@ class LightCurveWrite(_astropy_registry.UnifiedReadWrite):
     """
 
     def __init__(self, instance, cls):
+        _load_formats()
         super().__init__(instance, cls, "write", registry=readwrite_registry)
 
     def __call__(self, *args, format=None, **kwargs):

@@ -14,8 +14,8 @@ Builders for tests and benchmarks of the bulk readers
   rows sorted by it as hats-import writes them.
 - Tables in the archives' schemas: `unwise_table`, `neowise_table`,
   `ztf_lightcurve_table`.
-- `moto_s3`: a context manager running moto's S3 server on 127.0.0.1 and
-  uploading a local directory into a bucket.
+- `moto_s3`: a context manager serving local directories as a public S3
+  bucket on 127.0.0.1 (`multilc.testing.s3.local_s3`; no moto needed).
 
 Schemas follow the published descriptions: unWISE/unTimely catalog columns
 (Meisner et al. 2023, AJ 165, 36, Table 2), NEOWISE single-exposure source
@@ -27,7 +27,6 @@ marked where they are chosen; the readers cast, so they do not depend on them.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -353,45 +352,12 @@ def upload_directory(client, bucket, local_dir, prefix):
             client.upload_file(str(path), bucket, key)
 
 
-@contextlib.contextmanager
 def moto_s3(uploads=(), *, bucket="multilc-test"):
-    """Run moto's S3 server on 127.0.0.1 and yield its endpoint URL.
+    """Serve local folders as a public S3 bucket on 127.0.0.1; yield its endpoint URL.
 
-    Parameters
-    ----------
-    uploads : sequence of (local_dir, prefix)
-        Directories copied into the bucket before yielding.
-    bucket : str
-        Bucket created (public-read, so anonymous reads work as on IRSA's).
-
-    Yields
-    ------
-    str
-        ``http://127.0.0.1:<port>``; pass it as the reader's endpoint setting.
+    Kept under its old name; it is now `multilc.testing.s3.local_s3` (a
+    read-only S3 stand-in needing neither moto nor boto3).
     """
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from multilc.testing.s3 import local_s3
 
-    # moto needs some credentials to sign the set-up requests; these are
-    # dummies for the local server, never real ones.
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        client.create_bucket(Bucket=bucket, ACL="public-read")
-        for local_dir, prefix in uploads:
-            upload_directory(client, bucket, local_dir, prefix)
-        yield endpoint
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return local_s3(uploads, bucket=bucket)

@@ -128,7 +128,6 @@ def test_unwise_bad_options():
 
 
 def test_unwise_through_local_s3(unwise_root, monkeypatch):
-    pytest.importorskip("moto")
     pytest.importorskip("s3fs")
     prefix = "unwise/neo7/catalogs/time_domain/healpix_k5/" + unwise_root.name
     with catalogs.moto_s3([(unwise_root, prefix)]) as endpoint:

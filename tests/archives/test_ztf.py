@@ -149,7 +149,6 @@ def test_auto_route_uses_bulk_above_threshold(hats_root, monkeypatch, replay_ser
 
 
 def test_bulk_through_local_s3(hats_root, monkeypatch):
-    pytest.importorskip("moto")
     pytest.importorskip("s3fs")
     with catalogs.moto_s3([(hats_root, "ztf/enhanced/dr24/lc/hats")]) as endpoint:
         monkeypatch.setenv("MULTILC_ZTF_HATS_URL",

@@ -180,7 +180,6 @@ def test_not_a_hats_catalog(tmp_path):
 
 
 def test_hive_read_through_local_s3_server(hive_catalog):
-    pytest.importorskip("moto")
     pytest.importorskip("s3fs")
     root, ra, dec = hive_catalog
     local = healpix.HiveCatalog(root, order=3)
