@@ -280,6 +280,9 @@ def _short_network_error(text):
     """A requests/urllib3 name-resolution error as "cannot resolve HOST: no network?"."""
     import re
 
+    said = re.search(r"cannot resolve (\S+): no network\?", text)
+    if said:  # the engine's own words: keep just them
+        return said.group(0)
     if any(s in text for s in ("NameResolutionError", "Failed to resolve",
                                "Name or service not known",
                                "Temporary failure in name resolution")):

@@ -638,7 +638,7 @@ def http_request(archive, batch, method, url, *, session=None, timeout=None,
     except requests.ConnectionError as exc:
         host = dns_failure(exc)
         if host is not None:
-            err = archive.error(f"cannot resolve {host}: no network? ({url})", batch)
+            err = archive.error(f"cannot resolve {host}: no network?", batch)
             err.dns = True
             raise err from exc
         raise archive.error(f"connection to {url} failed: {exc}", batch,

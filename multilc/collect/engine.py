@@ -470,8 +470,10 @@ def _fetch(archive, batch, runtime, result):
             message = None
             host = dns_failure(exc)
             if host is not None and "cannot resolve" not in str(exc):
+                # one short line: the host once, the targets; the chained
+                # exception keeps the client's own words for --debug
                 message = (f"{archive.name}: cannot resolve {host}: no network? (query for "
-                           f"{batch.describe()}: {type(exc).__name__}: {scrub(str(exc))})")
+                           f"{batch.describe()})")
             if page is not None:
                 html_pages += 1
                 if html_pages >= 2:  # an HTML page twice: not a blip
