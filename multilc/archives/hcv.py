@@ -71,7 +71,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import photometry
-from multilc.collect.api import (Archive, ArchiveError, Failure, ParseResult,
+from multilc.collect.api import (Archive, ArchiveError, Failure, HTMLPageError, ParseResult,
                                  describe_targets, http_request, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
                                       TruncatedResponse, failure_of, html_title,
@@ -292,8 +292,9 @@ class HcvArchive(Archive):
         text = resp.text
         if looks_like_html(text):
             # A proxy/error page with status 200: worth retrying.
-            raise self.error(f"{url} returned an HTML page instead of CSV: "
-                             f"{html_title(text)!r}", objectids=who, transient=True)
+            title = html_title(text)
+            raise HTMLPageError(f"{url} returned an HTML page instead of CSV: {title!r}",
+                                archive=self.name, objectids=who, title=title)
         return text
 
     def query(self, batch):

@@ -80,8 +80,8 @@ from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
-from multilc.collect.api import (Archive, ParseResult, http_request, http_session,
-                                 register_archive)
+from multilc.collect.api import (Archive, HTMLPageError, ParseResult, http_request,
+                                 http_session, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
                                       TruncatedResponse, failure_of, html_title,
                                       looks_like_html, merge_dropped, run_per_target,
@@ -444,8 +444,10 @@ class PanSTARRS(Archive):
         text = resp.text
         if looks_like_html(text):
             # A portal/proxy page with status 200: worth one more try.
-            raise self.error(f"{url} answered with an HTML page where {fmt} was expected: "
-                             f"{html_title(text)!r}", objectids=[objectid], transient=True)
+            title = html_title(text)
+            raise HTMLPageError(f"{url} answered with an HTML page where {fmt} was "
+                                f"expected: {title!r}", archive=self.name,
+                                objectids=[objectid], title=title)
         return text
 
     def _query_service(self, batch):

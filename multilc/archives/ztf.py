@@ -77,7 +77,7 @@ from astropy import units as u
 from astropy.config import ConfigItem, ConfigNamespace
 from astropy.time import Time
 
-from multilc.collect.api import Archive, ParseResult, register_archive
+from multilc.collect.api import Archive, HTMLPageError, ParseResult, register_archive
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
                                       TruncatedResponse, failure_of, html_title,
                                       looks_like_html, merge_dropped, run_per_target,
@@ -431,9 +431,10 @@ class ZTF(Archive):
                                 timeout=self.timeout)
             text = resp.text
             if looks_like_html(text) or text.lstrip().startswith("<"):
-                raise self.error("the light-curve API answered with an HTML/XML page "
-                                 f"instead of CSV: {html_title(text)!r}", objectids=who,
-                                 transient=True)
+                title = html_title(text)
+                raise HTMLPageError("the light-curve API answered with an HTML/XML page "
+                                    f"instead of CSV: {title!r}", archive=self.name,
+                                    objectids=who, title=title)
             _read_api_table(text, objectids=who)  # a cut-off answer is retried now
             return text
 

@@ -807,6 +807,7 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
     out = [None] * n
     errors = {}
     tries = [0] * n
+    pages = [0] * n
     todo = list(range(n))
     for attempt in range(int(retries) + 1):
         again = []
@@ -819,6 +820,11 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
                 errors.pop(i, None)
             except Exception as exc:  # noqa: BLE001 - isolated, reported per target
                 errors[i] = exc
+                if isinstance(exc, HTMLPageError):
+                    # an HTML page is worth one more try, not more
+                    pages[i] += 1
+                    if pages[i] >= 2:
+                        exc.transient = False
                 if getattr(exc, "transient", False):
                     again.append(i)
                     after = getattr(exc, "retry_after", None)
@@ -831,10 +837,17 @@ def run_per_target(archive, batch, fetch, *, retries=None, backoff=None):
         time.sleep(min(delay, longest))
     if n and len(errors) == n:
         first = errors[min(errors)]
-        if isinstance(first, ArchiveError):
-            raise first
-        raise PermanentError(f"{type(first).__name__}: {first}", archive=archive.name,
-                             objectids=batch.objectid.tolist()) from first
+        if not isinstance(first, ArchiveError):
+            wrapped = PermanentError(f"{type(first).__name__}: {first}",
+                                     archive=archive.name, objectids=batch.objectid.tolist())
+            wrapped.__cause__ = first
+            first = wrapped
+        if max(tries) > 1:
+            # Retried here already, target by target: the engine must not
+            # retry the whole batch again (that would multiply the requests).
+            first.retries_exhausted = True
+            first.attempts = max(tries)
+        raise first
     for i, exc in errors.items():
         oid = int(batch.objectid[i])
         text = str(exc)

@@ -337,6 +337,17 @@ def run_batch(archive, batch, runtime):
     return result
 
 
+def _incomplete(raw):
+    """True for an answer a reader marked as missing some targets' parts.
+
+    Readers of per-target services put ``"incomplete": True`` in their answer
+    when some targets failed (after the reader's own retries) while others
+    were answered; such an answer is used but not cached, so that a rerun
+    asks again for the targets that failed.
+    """
+    return isinstance(raw, dict) and bool(raw.get("incomplete"))
+
+
 def _store(runtime):
     if runtime.output_dir:
         return CheckpointStore(runtime.output_dir, "output")
@@ -391,7 +402,7 @@ def _run_batch(archive, batch, runtime, result):
             raw = _fetch(archive, batch, runtime, result)
             if raw is None:
                 return
-            if cache is not None and runtime.use_cache:
+            if cache is not None and runtime.use_cache and not _incomplete(raw):
                 try:
                     cache.store(name, key, raw)
                 except UnsupportedResponse as exc:
@@ -457,6 +468,10 @@ def _delete(cache, name, key):
 def _fetch(archive, batch, runtime, result):
     """``archive.query(batch)`` with retries; None (and a failure) if it fails."""
     archive.timeout = runtime.timeout
+    # Readers that retry target by target inside one batch (run_per_target)
+    # follow the run's settings too.
+    archive.retries, archive.backoff = runtime.retries, runtime.backoff
+    archive.backoff_max = runtime.backoff_max
     attempt = 0
     html_pages = 0
     while True:
@@ -479,7 +494,8 @@ def _fetch(archive, batch, runtime, result):
                 if html_pages >= 2:  # an HTML page twice: not a blip
                     transient = False
                     message = f"{page}; the same again on retry, so not retried further"
-            if transient and attempt <= runtime.retries:
+            exhausted = getattr(exc, "retries_exhausted", False)
+            if transient and attempt <= runtime.retries and not exhausted:
                 delay = min(runtime.backoff_max, runtime.backoff * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # jitter
                 asked = _retry_after(exc)
@@ -490,7 +506,8 @@ def _fetch(archive, batch, runtime, result):
                 continue
             result.failures.append(Failure(
                 archive.name, result.objectids, type(exc).__name__,
-                message or _message(archive, batch, exc), transient, attempt))
+                message or _message(archive, batch, exc), transient,
+                getattr(exc, "attempts", attempt) if exhausted else attempt))
             return None
 
 

@@ -245,9 +245,6 @@ def test_always_failing_html_page_is_named_with_its_title(replay_server, monkeyp
     assert "200 OK" in failure.message        # the page's title
 
 
-@pytest.mark.xfail(strict=False, reason="Retry-After is honoured by the engine "
-                                        "(multilc.collect.engine / api.http_request), "
-                                        "being built on the engine branch")
 def test_retry_after_is_honoured(replay_server, monkeypatch):
     archive, options, paths = ztf_standin(replay_server, monkeypatch)
     replay_server.faults(paths[0], [Fault.status(429, retry_after=1)])
@@ -257,8 +254,6 @@ def test_retry_after_is_honoured(replay_server, monkeypatch):
     assert second.time - first.time >= 0.95
 
 
-@pytest.mark.xfail(strict=False, reason="HTML-with-200 is retried once, then permanent: "
-                                        "engine behaviour being built on the engine branch")
 def test_html_200_is_retried_once_then_permanent(replay_server, monkeypatch):
     archive, options, paths = ztf_standin(replay_server, monkeypatch)
     replay_server.faults(paths[0], [Fault.html_error(200) for _ in range(10)])
@@ -269,19 +264,27 @@ def test_html_200_is_retried_once_then_permanent(replay_server, monkeypatch):
     assert replay_server.count(paths[0]) == 2
 
 
-@pytest.mark.xfail(strict=False, reason="the engine must not cache an answer marked "
-                                        "'incomplete' (per-target failures inside): "
-                                        "engine branch")
 def test_incomplete_answers_are_not_cached(replay_server, monkeypatch, tmp_path):
-    monkeypatch.setenv("MULTILC_BACKOFF", "0.01")
     archive, options, paths = hcv_standin(replay_server, monkeypatch)
-    replay_server.faults(paths[0], [Fault.status(503) for _ in range(RETRIES + 1)])
+    failing = {"left": RETRIES + 1}   # target 1's summary fails every try of the run
+    good = replay_server._match(paths[0], "GET")[0].handler
+
+    def summary(request):
+        if _which(request.args["ra"]) == 0 and failing["left"] > 0:
+            failing["left"] -= 1
+            return 503, {"Content-Type": "text/plain"}, "busy"
+        return good(request)
+
+    replay_server.route(paths[0], handler=summary)
     opts = {"hcv": {"chunk_size": 3, "concurrency": 1}}
     run = {**RUN, "cache": True, "cache_dir": tmp_path}
     first = multilc.collect(TARGETS, archives=[archive], options=opts, **run)
     assert sorted(i for f in first.report.failures for i in f.objectids) == [1]
+    assert {r[0] for r in rows_of(first)} == {2, 3}
+    # the answer missed target 1, so it was not cached: the rerun asks again
     again = multilc.collect(TARGETS, archives=[archive], options=opts, **run)
     assert again.report.ok and {r[0] for r in rows_of(again)} == {1, 2, 3}
+    assert again.report.batches["hcv"]["cached"] == 0
 
 
 def test_run_per_target_isolates_and_retries():
