@@ -6,9 +6,9 @@ The tables copy the schemas of the archive tables multilc queries:
   (HEASARC TAP, https://heasarc.gsfc.nasa.gov/xamin/vo/tap), and
 * ``gaiadr3.gaia_source`` / ``gaiadr3.gaia_source_lite`` (ESA Gaia archive TAP).
 
-Real values are read at run time from the project's shared folder
-(``$MULTILC_SHARED_DIR``, default ``<repo>/../shared``); nothing from it is
-copied into the repository.  Values that the shared files lack are generated
+Real values are read at run time from the repository's test data
+(``$MULTILC_SHARED_DIR``, default ``<repo>/tests/data``: small cited subsets
+of the public files, see tests/data/SOURCES.md).  Values that the shared files lack are generated
 deterministically (fixed seeds below), in the real units and realistic ranges.
 
 Usage::
@@ -62,7 +62,9 @@ class SharedDataMissing(RuntimeError):
 def shared_dir():
     """Return the shared folder, failing loudly when it is absent."""
     env = os.environ.get("MULTILC_SHARED_DIR")
-    path = Path(env) if env else REPO_ROOT.parent / "shared"
+    # The same small real files the tests compare with (tests/data, cited in
+    # tests/data/SOURCES.md), so that the server and the tests agree.
+    path = Path(env) if env else REPO_ROOT / "tests" / "data"
     if not path.is_dir():
         raise SharedDataMissing(
             f"tap_server tables: shared folder not found at {path}; set "
