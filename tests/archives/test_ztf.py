@@ -13,7 +13,7 @@ pa = pytest.importorskip("pyarrow")
 
 import multilc  # noqa: E402
 from multilc import MultiBandLightCurve  # noqa: E402
-from multilc.collect import healpix  # noqa: E402
+from multilc.catalogs import hats as healpix  # noqa: E402
 from multilc.testing import catalogs  # noqa: E402
 
 FAST = dict(retries=1, backoff=0.01, timeout=5, progress=False)
