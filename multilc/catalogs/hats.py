@@ -281,7 +281,7 @@ def _read_columns(pf, row_groups, names):
 
     if not names:
         return None
-    table = pf.read_row_groups(row_groups, columns=list(names), use_threads=True)
+    table = pf.read_row_groups(row_groups, columns=list(names), use_threads=False)
     out = {}
     for name in names:
         top, _, sub = name.partition(".")
@@ -517,7 +517,7 @@ class _Catalog:
         rgs = self._prune_row_groups(pf, t_ra, t_dec, rdeg)
         if not rgs:
             return None
-        pos = pf.read_row_groups(rgs, columns=[ra_c, dec_c], use_threads=True)
+        pos = pf.read_row_groups(rgs, columns=[ra_c, dec_c], use_threads=False)
         r = pos[ra_c].to_numpy()
         d = pos[dec_c].to_numpy()
         ti, ri, sep = cone_pairs(t_ra, t_dec, r, d, rdeg)
