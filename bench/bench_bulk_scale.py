@@ -36,6 +36,12 @@ sys.path.insert(0, HERE)
 
 
 def _rss_mib():
+    """Peak RSS of this process [MiB] (VmHWM; ``ru_maxrss`` is inherited from
+    the parent across fork on Linux, so a child could report the parent's)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
