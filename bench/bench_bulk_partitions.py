@@ -1,4 +1,4 @@
-"""unWISE bulk route on IRSA's hive layout: partitions opened, bytes, and the byte-counting wrapper.
+"""unWISE bulk route on the IRSA hive layout: partitions opened, bytes, byte-counting cost.
 
 Builds an all-sky unWISE-like hive catalog (HEALPix order 5, NESTED,
 ``_metadata``; ``--rows`` rows, default 2,000,000, rows sorted by dec in

@@ -5,7 +5,7 @@ Both catalogs are hive-partitioned parquet datasets in IRSA's public bucket
 the column ``healpix_k5``, with a ``_metadata`` file holding every row
 group's statistics (IRSA cloud access page; irsa-tutorials parquet notebooks).
 Targets are grouped by the partitions their cones touch
-(`multilc.collect.healpix`); each partition is read once per run, only the
+(`multilc.catalogs`); each partition is read once per run, only the
 needed columns, with a coarse RA/Dec box as row filter, then matched exactly
 with astropy.
 
@@ -138,7 +138,7 @@ class _HivePartitionArchive(Archive):
     columns: list = []
 
     def catalogs(self):
-        """The `~multilc.collect.healpix.HiveCatalog` objects read (cached)."""
+        """The `~multilc.catalogs.HiveCatalog` objects read (cached)."""
         from multilc.catalogs import HiveCatalog
 
         if getattr(self, "_catalogs", None) is None:

@@ -18,7 +18,7 @@ Routes (option ``route``):
     DR24 catalog are not documented anywhere we could read (``catflags`` may
     be int16 or int32); values are cast, so the reader does not depend on
     them.  Targets are grouped by the HATS partitions their cones touch
-    (`multilc.collect.healpix`), each partition is read once per run, for
+    (`multilc.catalogs`), each partition is read once per run, for
     all filters at once.
 ``"api"``
     The IRSA light-curve API ``nph_light_curves`` (setting ``api_url``), one
@@ -295,7 +295,7 @@ class ZTF(Archive):
         self._catalog = None
 
     def catalog(self):
-        """The bulk `~multilc.collect.healpix.HatsCatalog` (from the settings)."""
+        """The bulk `~multilc.catalogs.HatsCatalog` (from the settings)."""
         from multilc.catalogs import HatsCatalog
 
         if self._catalog is None:
