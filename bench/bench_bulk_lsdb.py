@@ -213,6 +213,16 @@ def main():
         args.engine = args.worker
         return worker(args)
 
+    if not os.path.isdir(os.path.join(args.root, "ztf")):
+        print(f"skipped: no benchmark catalogs in {args.root}; build them with "
+              "bench/build_bulk_catalogs.py (needs hats-import: pip install multilc[bench])")
+        return 0
+    try:
+        import lsdb  # noqa: F401
+    except ImportError:
+        print("skipped: lsdb is not installed (pip install multilc[bench])")
+        return 0
+
     print(f"goal: bulk route >= 1.5x faster than LSDB crossmatch, identical rows; "
           f"radius {args.radius}\"; {args.runs} runs, min/median; catalogs in {args.root}")
     print("same: identical (target, row) pairs; edge:N = N pairs differ, each within "

@@ -111,6 +111,11 @@ def main():
     if args.worker:
         return worker(args)
 
+    if not os.path.isdir(os.path.join(args.root, "ztf")):
+        print(f"skipped: no benchmark catalogs in {args.root}; build them with "
+              "bench/build_bulk_catalogs.py (needs hats-import: pip install multilc[bench])")
+        return 0
+
     from bench_bulk_lsdb import make_targets
 
     sizes = [int(s) for s in args.sizes.split(",")]
