@@ -84,10 +84,13 @@ def worker(args):
                       "result_mib": size / 2**20, "rows": int(rows)}))
 
 
-def run(route, kind, root, tfile):
+def run(route, kind, root, tfile, pool):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--route", route,
            "--kind", kind, "--root", root, "--targets", tfile]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if pool:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = pool
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if out.returncode:
         raise RuntimeError(f"{route}/{kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -103,6 +106,10 @@ def main():
     parser.add_argument("--sizes", default="5000,50000,500000")
     parser.add_argument("--layout", default="random")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--arrow-pool", default="system",
+                        help="ARROW_DEFAULT_MEMORY_POOL of the workers ('' = pyarrow's "
+                             "default, mimalloc, which keeps ~120 MiB of freed pages with "
+                             "two reading threads)")
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--route", default="catalog")
     parser.add_argument("--kind", default="ztf")
@@ -120,7 +127,8 @@ def main():
 
     sizes = [int(s) for s in args.sizes.split(",")]
     print("goals: peak RSS <= 3 x result + 300 MiB; 500k targets <= 8 GiB; "
-          "growth (t_N / t_5000) / (N / 5000) <= 1")
+          "growth (t_N / t_5000) / (N / 5000) <= 1; "
+          f"ARROW_DEFAULT_MEMORY_POOL={args.arrow_pool or '(default)'}")
     print(f"{'route':8} {'catalog':8} {'targets':>8} {'rows':>10} {'time s':>14} "
           f"{'peak MiB':>9} {'result MiB':>10} {'bound MiB':>9} {'ok':>3} {'growth':>7}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,7 +141,8 @@ def main():
                     ra, dec = make_targets(args.root, kind, n, args.layout, seed=n)
                     tfile = os.path.join(tmp, "t.npz")
                     np.savez(tfile, ra=ra, dec=dec)
-                    res = [run(route, kind, args.root, tfile) for _ in range(args.runs)]
+                    res = [run(route, kind, args.root, tfile, args.arrow_pool)
+                           for _ in range(args.runs)]
                     t = [r["time"] for r in res]
                     med = statistics.median(t)
                     peak = max(r["rss_mib"] for r in res)

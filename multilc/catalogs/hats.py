@@ -945,7 +945,10 @@ def crossmatch(catalog, ra, dec, radius, columns, *, workers=2, max_targets=None
     -------
     `pyarrow.Table`
         Matched rows with ``_target`` (index into *ra*) and
-        ``_separation_arcsec``, sorted by target then separation.
+        ``_separation_arcsec``; group after group (NESTED order of the home
+        partitions), sorted by target then separation within a group.  The
+        groups' tables are concatenated without copying: a global sort would
+        hold a second copy of the result.
     """
     import concurrent.futures as cf
 
@@ -970,8 +973,5 @@ def crossmatch(catalog, ra, dec, radius, columns, *, workers=2, max_targets=None
     pieces = [p for p in pieces if p.num_rows]
     if not pieces:
         return catalog._empty(catalog._columns(columns))
-    table = pa.concat_tables(pieces)
-    tgt = table["_target"].to_numpy()
-    sep = table["_separation_arcsec"].to_numpy()
-    return table.take(pa.array(np.lexsort((sep, tgt)), pa.int64()))
+    return pa.concat_tables(pieces)
 
