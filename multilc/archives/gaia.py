@@ -780,7 +780,7 @@ HATS_FIELDS = tuple(["transit_id"] + [c for cols in RAW_BAND_COLUMNS.values()
 
 
 def _catalog(archive):
-    from multilc.collect.healpix import HatsCatalog
+    from multilc.catalogs import HatsCatalog
 
     url = str(archive.setting("hats_catalog"))
     catalog = HatsCatalog(url, endpoint_url=archive.setting("s3_endpoint_url") or None,
@@ -789,11 +789,11 @@ def _catalog(archive):
 
 
 def _bulk_plan(archive, sample):
-    from multilc.collect.healpix import plan_partition_batches
+    from multilc.archives._bulk import plan_partition_batches
 
     coord = sample.coord.icrs
-    touched = _catalog(archive).touched(coord.ra.deg, coord.dec.deg, archive.radius)
-    batches = plan_partition_batches(archive, sample, touched)
+    groups = _catalog(archive).plan(coord.ra.deg, coord.dec.deg, archive.radius)
+    batches = plan_partition_batches(archive, sample, groups)
     for b in batches:
         b.options = {**b.options, "route": "bulk"}
     return batches
@@ -803,7 +803,7 @@ def _bulk_query(archive, batch):
     """Read the touched partitions, keep the rows within the radius of a target."""
     import pyarrow as pa
 
-    from multilc.collect.healpix import cone_match
+    from multilc.catalogs import cone_match
 
     catalog = _catalog(archive)
     schema = catalog.schema()

@@ -579,7 +579,7 @@ DETECTION_SEARCH_RADIUS = 5 * u.arcsec
 
 
 def _catalog(archive, setting_name):
-    from multilc.collect.healpix import HatsCatalog
+    from multilc.catalogs import HatsCatalog
 
     return HatsCatalog(archive.setting(setting_name),
                        endpoint_url=archive.setting("s3_endpoint_url") or None,
@@ -588,12 +588,12 @@ def _catalog(archive, setting_name):
 
 def _bulk_plan(archive, sample):
     """One batch per group of object-catalog partitions the target cones touch."""
-    from multilc.collect.healpix import plan_partition_batches
+    from multilc.archives._bulk import plan_partition_batches
 
     catalog = _catalog(archive, "object_catalog")
     coord = sample.coord.icrs
-    touched = catalog.touched(coord.ra.deg, coord.dec.deg, archive.radius)
-    batches = plan_partition_batches(archive, sample, touched)
+    groups = catalog.plan(coord.ra.deg, coord.dec.deg, archive.radius)
+    batches = plan_partition_batches(archive, sample, groups)
     for b in batches:
         b.options = {**b.options, "route": "bulk"}
     return batches
@@ -603,7 +603,7 @@ def _bulk_query(archive, batch):
     """Object partitions -> cone match -> detection partitions joined by objID."""
     import pyarrow.compute as pc
 
-    from multilc.collect.healpix import cone_match, nearest_only
+    from multilc.catalogs import cone_match, nearest_only
 
     objects = _catalog(archive, "object_catalog")
     partitions = [tuple(p) for p in batch.options["partitions"]]

@@ -5,7 +5,7 @@ Both catalogs are hive-partitioned parquet datasets in IRSA's public bucket
 the column ``healpix_k5``, with a ``_metadata`` file holding every row
 group's statistics (IRSA cloud access page; irsa-tutorials parquet notebooks).
 Targets are grouped by the partitions their cones touch
-(`multilc.collect.healpix`); each partition is read once per run, only the
+(`multilc.catalogs`); each partition is read once per run, only the
 needed columns, with a coarse RA/Dec box as row filter, then matched exactly
 with astropy.
 
@@ -198,8 +198,8 @@ class _HivePartitionArchive(Archive):
     columns: list = []
 
     def catalogs(self):
-        """The `~multilc.collect.healpix.HiveCatalog` objects read (cached)."""
-        from multilc.collect.healpix import HiveCatalog
+        """The `~multilc.catalogs.HiveCatalog` objects read (cached)."""
+        from multilc.catalogs import HiveCatalog
 
         if getattr(self, "_catalogs", None) is None:
             self._catalogs = [
@@ -211,13 +211,13 @@ class _HivePartitionArchive(Archive):
         return self._catalogs
 
     def plan(self, sample):
-        from multilc.collect.healpix import partitions_touched, plan_partition_batches
+        from multilc.archives._bulk import plan_partition_batches
 
         coord = sample.coord.icrs
-        touched = partitions_touched(coord.ra.deg, coord.dec.deg, self.radius,
-                                     int(self.setting("healpix_order")))
-        return plan_partition_batches(self, sample, touched,
-                                      int(self.setting("partitions_per_batch")))
+        groups = self.catalogs()[0].plan(
+            coord.ra.deg, coord.dec.deg, self.radius,
+            min_partitions=int(self.setting("partitions_per_batch")))
+        return plan_partition_batches(self, sample, groups)
 
     def row_filter(self, options):
         """Extra pyarrow filter (None: none)."""
@@ -226,26 +226,18 @@ class _HivePartitionArchive(Archive):
     def query(self, batch):
         import pyarrow as pa
 
-        from multilc.collect.healpix import cone_match
-
         pieces = []
         for catalog in self.catalogs():
             try:
-                table = catalog.read([tuple(k) for k in batch.options["partitions"]],
-                                     self.columns, ra=batch.ra, dec=batch.dec,
-                                     radius=self.radius,
-                                     filter=self.row_filter(batch.options))
+                pieces.append(catalog.crossmatch(
+                    [tuple(k) for k in batch.options["partitions"]], self.columns,
+                    ra=batch.ra, dec=batch.dec, radius=self.radius,
+                    filter=self.row_filter(batch.options)))
             except FileNotFoundError as exc:
                 raise self.error(f"missing file in {catalog.url}: {exc}", batch) from exc
             except OSError as exc:
                 raise self.error(f"reading {catalog.url} failed: {exc}", batch,
                                  transient=True) from exc
-            ti, ri, sep = cone_match(batch.ra, batch.dec, table["ra"].to_numpy(),
-                                     table["dec"].to_numpy(), self.radius)
-            matched = table.take(pa.array(ri, pa.int64()))
-            matched = matched.append_column("_target", pa.array(ti, pa.int64()))
-            pieces.append(matched.append_column(
-                "_separation_arcsec", pa.array(sep.to_value(u.arcsec), pa.float64())))
         return pa.concat_tables(pieces, promote_options="permissive") if len(pieces) > 1 \
             else pieces[0]
 

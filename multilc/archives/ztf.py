@@ -18,7 +18,7 @@ Routes (option ``route``):
     DR24 catalog are not documented anywhere we could read (``catflags`` may
     be int16 or int32); values are cast, so the reader does not depend on
     them.  Targets are grouped by the HATS partitions their cones touch
-    (`multilc.collect.healpix`), each partition is read once per run, for
+    (`multilc.catalogs`), each partition is read once per run, for
     all filters at once.
 ``"api"``
     The IRSA light-curve API ``nph_light_curves`` (setting ``api_url``), one
@@ -214,7 +214,7 @@ def _epochs_to_lightcurve(*, objectid, oid, band, hmjd, mag, magerr, catflags, s
         dropped["mag is NaN"] = int(nomag.sum())
     keep &= ~nomag
     if options["match"] == "nearest" and keep.any():
-        from multilc.collect.healpix import nearest_only
+        from multilc.catalogs import nearest_only
 
         sel = np.flatnonzero(keep)
         # one ZTF object per target *and filter*: nearest per (target, band)
@@ -383,8 +383,8 @@ class ZTF(Archive):
         self._catalog = None
 
     def catalog(self):
-        """The bulk `~multilc.collect.healpix.HatsCatalog` (from the settings)."""
-        from multilc.collect.healpix import HatsCatalog
+        """The bulk `~multilc.catalogs.HatsCatalog` (from the settings)."""
+        from multilc.catalogs import HatsCatalog
 
         if self._catalog is None:
             self._catalog = HatsCatalog(
@@ -446,29 +446,17 @@ class ZTF(Archive):
                 "incomplete": any("error" in e for e in entries)}
 
     def _query_bulk(self, batch):
-        from multilc.collect.healpix import cone_match
-
         catalog = self.catalog()
         try:
-            table = catalog.read([tuple(k) for k in batch.options["partitions"]],
-                                 HATS_COLUMNS, ra=batch.ra, dec=batch.dec,
-                                 radius=self.radius)
+            return catalog.crossmatch([tuple(k) for k in batch.options["partitions"]],
+                                      HATS_COLUMNS, ra=batch.ra, dec=batch.dec,
+                                      radius=self.radius)
         except FileNotFoundError as exc:
             raise self.error(f"HATS partition missing in {catalog.url}: {exc}", batch) \
                 from exc
         except OSError as exc:
             raise self.error(f"reading {catalog.url} failed: {exc}", batch,
                              transient=True) from exc
-        ti, ri, sep = cone_match(batch.ra, batch.dec,
-                                 table[catalog.ra_column].to_numpy().astype(float),
-                                 table[catalog.dec_column].to_numpy().astype(float),
-                                 self.radius)
-        import pyarrow as pa
-
-        matched = table.take(pa.array(ri, pa.int64()))
-        matched = matched.append_column("_target", pa.array(ti, pa.int64()))
-        return matched.append_column("_separation_arcsec",
-                                     pa.array(sep.to_value(u.arcsec), pa.float64()))
 
     # ---- parse
     def parse(self, raw, batch):
@@ -533,12 +521,13 @@ class ZTF(Archive):
 
 def _plan_bulk(archive, sample):
     """One batch per group of HATS partitions (each partition read once)."""
-    from multilc.collect.healpix import plan_partition_batches
+    from multilc.archives._bulk import plan_partition_batches
 
     try:
         catalog = archive.catalog()
-        touched = catalog.touched(sample.coord.icrs.ra.deg, sample.coord.icrs.dec.deg,
-                                  archive.radius)
+        groups = catalog.plan(sample.coord.icrs.ra.deg, sample.coord.icrs.dec.deg,
+                              archive.radius,
+                              min_partitions=int(archive.setting("partitions_per_batch")))
     except Exception as exc:  # noqa: BLE001 - reported as this archive's failure
         batch = Archive.plan(archive, sample)
         message = (f"could not read the HATS catalog metadata at "
@@ -554,8 +543,7 @@ def _plan_bulk(archive, sample):
                 label=np.concatenate([b.label for b in batch]))
         merged.options = {**merged.options, "plan_error": message}
         return [merged]
-    return plan_partition_batches(archive, sample, touched,
-                                  int(archive.setting("partitions_per_batch")))
+    return plan_partition_batches(archive, sample, groups)
 
 
 # --------------------------------------------------------------------------- files

@@ -1,7 +1,7 @@
 """Local bulk catalogs in the archives' exact layouts, and a local S3 server.
 
 Builders for tests and benchmarks of the bulk readers
-(`multilc.collect.healpix`):
+(`multilc.catalogs`):
 
 - `write_hive_catalog`: a hive-partitioned HEALPix parquet dataset
   (``healpix_k5=<pixel>/part0.snappy.parquet``, optionally under
@@ -151,7 +151,7 @@ def write_hats_catalog(table, root, *, catalog_name, ra_column, dec_column, orde
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from multilc.collect.healpix import hats_leaf_path
+    from multilc.catalogs.hats import hats_leaf_path
 
     root = Path(root)
     catalog_dir = root / catalog_name if collection else root

@@ -446,7 +446,7 @@ def _check_bulk(lc):
 def test_bulk_local_hats_opens_each_touched_partition_once(hats_catalog, monkeypatch):
     import hpgeom
 
-    from multilc.collect.healpix import read_log
+    from multilc.catalogs import read_log
 
     root, paths = hats_catalog
     monkeypatch.setenv("MULTILC_GAIA_HATS_CATALOG", str(root))

@@ -368,7 +368,7 @@ def _check_bulk(lc):
 
 
 def test_bulk_local_partitions_opened_once(tmp_path, monkeypatch):
-    from multilc.collect.healpix import read_log
+    from multilc.catalogs import read_log
 
     root, opaths, dpaths = _hats(tmp_path)
     monkeypatch.setenv("MULTILC_PANSTARRS_OBJECT_CATALOG", str(root / "otmo"))

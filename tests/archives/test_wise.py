@@ -9,7 +9,7 @@ hpgeom = pytest.importorskip("hpgeom")
 pa = pytest.importorskip("pyarrow")
 
 import multilc  # noqa: E402
-from multilc.collect import healpix  # noqa: E402
+from multilc.catalogs import hats as healpix  # noqa: E402
 from multilc.testing import catalogs  # noqa: E402
 
 FAST = dict(retries=1, backoff=0.01, timeout=5, progress=False)
@@ -128,7 +128,6 @@ def test_unwise_bad_options():
 
 
 def test_unwise_through_local_s3(unwise_root, monkeypatch):
-    pytest.importorskip("s3fs")
     prefix = "unwise/neo7/catalogs/time_domain/healpix_k5/" + unwise_root.name
     with catalogs.moto_s3([(unwise_root, prefix)]) as endpoint:
         monkeypatch.setenv("MULTILC_UNWISE_UNWISE_URL", f"s3://multilc-test/{prefix}")

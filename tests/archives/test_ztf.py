@@ -13,7 +13,7 @@ pa = pytest.importorskip("pyarrow")
 
 import multilc  # noqa: E402
 from multilc import MultiBandLightCurve  # noqa: E402
-from multilc.collect import healpix  # noqa: E402
+from multilc.catalogs import hats as healpix  # noqa: E402
 from multilc.testing import catalogs  # noqa: E402
 
 FAST = dict(retries=1, backoff=0.01, timeout=5, progress=False)
@@ -149,7 +149,6 @@ def test_auto_route_uses_bulk_above_threshold(hats_root, monkeypatch, replay_ser
 
 
 def test_bulk_through_local_s3(hats_root, monkeypatch):
-    pytest.importorskip("s3fs")
     with catalogs.moto_s3([(hats_root, "ztf/enhanced/dr24/lc/hats")]) as endpoint:
         monkeypatch.setenv("MULTILC_ZTF_HATS_URL",
                            "s3://multilc-test/ztf/enhanced/dr24/lc/hats")
