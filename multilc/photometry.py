@@ -11,7 +11,7 @@ and K2 are *instrumental* (electrons per second, no zero point) and are
 stored as such; every conversion refuses them with a
 :class:`~astropy.units.UnitsError`.
 
-This module imports nothing from the rest of multilc (see ``DESIGN.md``).
+This module imports nothing from the rest of multilc (see docs/dev/architecture.rst).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ times; 5e-6 s for ZTF, 1e-6 s for geocentric systems), far below the 1 s
 target.  Converting 1,000,000 values takes 1.2-2.8 s on one core (astropy's
 full computation: 130-720 s).  Rerun with ``bench/bench_timescales.py``.
 
-This module imports nothing from the rest of multilc (see ``DESIGN.md``).
+This module imports nothing from the rest of multilc (see docs/dev/architecture.rst).
 """
 
 from __future__ import annotations
