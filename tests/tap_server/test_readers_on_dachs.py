@@ -219,7 +219,9 @@ def test_chunks_are_separate_jobs_async_polled_and_fetched(loaded, readers_on_ta
 def icecube_targets(ev):
     """Targets 0.1 deg from some events (certain matches) plus two random ones."""
     ra, dec = [], []
-    for k, index in enumerate((0, 4000, 9000, 15000, 22000, 30000, 36000)):
+    # seven events spread over the served table (tests/data holds an IC40 subset)
+    spread = np.linspace(0, len(ev["ra"]) - 1, 7).astype(int)
+    for k, index in enumerate(spread):
         moved = SkyCoord(ev["ra"][index] * u.deg, ev["dec"][index] * u.deg).directional_offset_by(
             (45.0 + 30 * k) * u.deg, 0.1 * u.deg)
         ra.append(moved.ra.deg)
@@ -446,6 +448,9 @@ def test_gaia_crossmatch_overflow_is_a_named_failure(loaded, readers_on_tap_serv
     monkeypatch.setenv("MULTILC_GAIA_DATALINK_URL", replay_server.url_for("/data-server/data"))
     targets = _targets(np.arange(24) * 15.0, np.linspace(-60, 60, 24))
     radius = 89.9999987 * u.deg
+    # a cone far wider than a light-curve match allows, only to overflow the server
+    from multilc.archives.gaia import Gaia
+    monkeypatch.setattr(Gaia, "max_radius", 90 * u.deg)
     src = loaded["gaia_source"]
     n_pairs = len(SkyCoord(src["ra"] * u.deg, src["dec"] * u.deg).search_around_sky(
         _coords(targets), radius)[0])
