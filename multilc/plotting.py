@@ -40,12 +40,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from astropy import units as u
-from astropy.stats import sigma_clip as astropy_sigma_clip
 from astropy.time import Time
 from erfa import ErfaWarning
 
 from multilc import photometry
-from multilc.lightcurve import MultiBandLightCurve
+from multilc.lightcurve import MultiBandLightCurve, clip_mask
 
 __all__ = ["BandStyle", "BAND_STYLES", "EventStyle", "EVENT_STYLES", "PlotError",
            "band_style", "band_label", "event_style", "running_mean", "plot", "plot_all",
@@ -265,35 +264,6 @@ def _sigma_pair(sigma_clip):
     return float(pair[0]), float(pair[1])
 
 
-def _outliers(value, sigma_lower, sigma_upper, ignore=None):
-    """Values of one object and band rejected by iterative sigma clipping.
-
-    `astropy.stats.sigma_clip` with the median as centre, the standard
-    deviation as spread and at most 5 iterations, on the finite values not
-    in *ignore* (upper limits): the test of
-    ``MultiBandLightCurve.remove_outliers`` (``multilc.lightcurve.clip_mask``)
-    and the defaults of lightkurve's ``LightCurve.remove_outliers``, so that
-    a figure drops the points those drop.  With fewer than 3 usable values
-    nothing is rejected.  The flux errors play no part.
-
-    Returns
-    -------
-    `numpy.ndarray` of bool
-        True for rejected values; NaN and ignored values are never rejected.
-    """
-    value = np.asarray(value, dtype=float)
-    use = np.isfinite(value)
-    if ignore is not None:
-        use &= ~np.asarray(ignore, dtype=bool)
-    out = np.zeros(value.shape, bool)
-    if use.sum() < 3:
-        return out
-    clipped = astropy_sigma_clip(value[use], sigma_lower=sigma_lower, sigma_upper=sigma_upper,
-                                 maxiters=5, cenfunc="median", stdfunc="std", masked=True)
-    out[np.flatnonzero(use)] = np.ma.getmaskarray(clipped)
-    return out
-
-
 # --------------------------------------------------------------------------- data prep
 @dataclass
 class _Band:
@@ -347,7 +317,8 @@ def _prepare_bands(lc, calibrated, *, flux_unit, magnitudes, sigma_clip, limit_s
         t, f, e, lim = time[sl], flux[sl], err[sl], flagged[sl]
         # Clipping sees what remove_outliers sees: every finite flux of the
         # band except the rows flagged as upper limits.
-        clipped = (_outliers(f, *sigma_clip, ignore=lim) if sigma_clip is not None
+        clipped = (clip_mask(f, sigma_lower=sigma_clip[0], sigma_upper=sigma_clip[1],
+                             ignore=lim) if sigma_clip is not None
                    else np.zeros(len(f), bool))
         if calibrated:
             # Non-positive fluxes cannot be detections on a flux-density or
