@@ -1,5 +1,4 @@
 """Tests of the response contracts (multilc.collect.contract)."""
-import io
 
 import numpy as np
 import pyarrow as pa

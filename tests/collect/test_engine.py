@@ -11,28 +11,18 @@ import time
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 
 import multilc
 from multilc.collect import Runtime, get_archive, run_batch
 from multilc.testing import Fault, ReplayServer
 from multilc.testing.demo_archive import DemoArchive, demo_service
+from tests.collect.conftest import random_targets
 
 PATH = "/demo/lightcurves"
 FAST = dict(retries=3, backoff=0.01, timeout=2.0, progress=False)
 
 
-def targets(n):
-    rng = np.random.default_rng(42)
-    return SkyCoord(rng.uniform(0, 360, n) * u.deg,
-                    np.degrees(np.arcsin(rng.uniform(-1, 1, n))) * u.deg)
-
-
-@pytest.fixture
-def service(monkeypatch):
-    with ReplayServer() as server:
-        monkeypatch.setenv("MULTILC_DEMO_URL", demo_service(server))
-        yield server
+targets = random_targets
 
 
 def expected_flux(objectids, n_points=3):

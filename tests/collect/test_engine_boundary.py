@@ -29,24 +29,15 @@ from multilc.collect.cache import (BYTES_TYPE, TEXT_TYPE, TREE_TYPE, CacheEntryE
                                    encode_response)
 from multilc.collect.checkpoint import CheckpointStore
 from multilc.errors import InputError
-from multilc.testing import Fault, ReplayServer
-from multilc.testing.demo_archive import DemoArchive, demo_service
+from multilc.testing import Fault
+from multilc.testing.demo_archive import DemoArchive
+from tests.collect.conftest import random_targets
 
 PATH = "/demo/lightcurves"
 FAST = dict(retries=3, backoff=0.01, timeout=2.0, progress=False)
 
 
-def targets(n):
-    rng = np.random.default_rng(42)
-    return SkyCoord(rng.uniform(0, 360, n) * u.deg,
-                    np.degrees(np.arcsin(rng.uniform(-1, 1, n))) * u.deg)
-
-
-@pytest.fixture
-def service(monkeypatch):
-    with ReplayServer() as server:
-        monkeypatch.setenv("MULTILC_DEMO_URL", demo_service(server))
-        yield server
+targets = random_targets
 
 
 @pytest.fixture

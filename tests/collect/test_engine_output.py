@@ -14,7 +14,6 @@ import time
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.time import Time
 
 import multilc
@@ -22,22 +21,13 @@ from multilc import MultiBandLightCurve
 from multilc.collect import CollectedDataset, register_archive
 from multilc.testing import Fault, ReplayServer
 from multilc.testing.demo_archive import DemoArchive, demo_service
+from tests.collect.conftest import random_targets
 
 PATH = "/demo/lightcurves"
 FAST = dict(retries=3, backoff=0.01, timeout=5.0, progress=False, cache=False)
 
 
-def targets(n):
-    rng = np.random.default_rng(42)
-    return SkyCoord(rng.uniform(0, 360, n) * u.deg,
-                    np.degrees(np.arcsin(rng.uniform(-1, 1, n))) * u.deg)
-
-
-@pytest.fixture
-def service(monkeypatch):
-    with ReplayServer() as server:
-        monkeypatch.setenv("MULTILC_DEMO_URL", demo_service(server))
-        yield server
+targets = random_targets
 
 
 @register_archive
