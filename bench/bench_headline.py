@@ -22,7 +22,8 @@ icecube                 a local release folder (no HTTP: the reader downloads th
 unwise, neowise         local HEALPix parquet catalogs (no HTTP: bulk readers)
 ======================  ========================================================
 
-The stand-ins run in a child process (``--in-process`` puts them in this
+Each archive service's stand-in runs in a child process of its own, as real
+archives are separate services (``--in-process`` puts them all in this
 process, where their own CPU work competes with the readers for the GIL).
 The helpers of the reader tests are imported from ``tests/archives`` and
 their module-level sample data replaced by objects at the Yang positions.
@@ -257,27 +258,44 @@ def per_target_loop(sky, names):
 
 
 def stats(values):
-    return f"min {min(values):6.2f} s, median {statistics.median(values):6.2f} s"
+    runs = " ".join(f"{v:.2f}" for v in values)
+    return f"min {min(values):6.2f} s, median {statistics.median(values):6.2f} s  [{runs}]"
 
 
-def setup_all(server, sky, work):
-    """Mount every stand-in on *server* (and write the local catalogs)."""
-    standin = mast_standin(server, sky)
-    ztf_standin(server, sky)
-    panstarrs_standin(server, sky)
-    hcv_standin(server, sky)
-    gaia_standin(server, sky)
-    heasarc_standin(server, sky)
+# One server process per archive service, as the real archives are separate
+# services on separate machines: MAST's portal (TESS/Kepler/K2 searches and
+# downloads), MAST's catalogs API (Pan-STARRS), MAST's HSC API (HCV), IRSA
+# (ZTF), ESA (Gaia) and HEASARC.  In one shared process, one stand-in's CPU
+# work (a Gaia zip, 71 FITS downloads) held up every other stand-in's answers
+# behind that process's GIL, which no real archive does.
+SERVICES = {
+    "mast": lambda server, sky, work: mast_standin(server, sky),
+    "panstarrs": lambda server, sky, work: panstarrs_standin(server, sky),
+    "hcv": lambda server, sky, work: hcv_standin(server, sky),
+    "ztf": lambda server, sky, work: ztf_standin(server, sky),
+    "gaia": lambda server, sky, work: gaia_standin(server, sky),
+    "heasarc": lambda server, sky, work: heasarc_standin(server, sky),
+}
+
+
+def setup_local(sky, work):
+    """The archives read from local files (no server): IceCube, unWISE, NEOWISE."""
     icecube_release(work / "icecube", sky)
     wise_catalogs(work / "wise", sky)
-    return standin
 
 
-def _serve(conn, latency, work):
-    """Child process: run the stand-ins, answer the parent's commands."""
+def setup_service(name, server, sky, work):
+    """Mount the stand-in of service *name* on *server*; the MAST stand-in or None."""
+    standin = SERVICES[name](server, sky, work)
+    return standin if isinstance(standin, MastStandin) else None
+
+
+def _serve(conn, latency, work, names):
+    """Child process: run the stand-ins *names*, answer the parent's commands."""
     before = dict(os.environ)
     with ReplayServer(latency=latency) as server:
-        standin = setup_all(server, yang_sample(), work)
+        standins = [setup_service(n, server, yang_sample(), work) for n in names]
+        mast = next((m for m in standins if m is not None), None)
         conn.send({k: v for k, v in os.environ.items() if before.get(k) != v})
         while True:
             cmd, arg = conn.recv()
@@ -286,41 +304,49 @@ def _serve(conn, latency, work):
                 conn.send(None)
             elif cmd == "clear":
                 server.clear()
-                standin.invocations.clear()
+                if mast is not None:
+                    mast.invocations.clear()
                 conn.send(None)
             elif cmd == "requests":
-                conn.send(_requests(server, standin))
+                conn.send(_requests(server, mast))
             else:
                 conn.send(None)
                 break
 
 
 class Standins:
-    """The stand-ins, in a child process (default) or in this process.
+    """The stand-ins: one child process per service (default), or all in this process.
 
     In this process, the stand-ins' own CPU work (rendering CSV, VOTables,
-    zips) competes with the readers for this process's GIL; in a child
-    process it does not, as with real archives.
+    zips) competes with the readers for this process's GIL; in child
+    processes it does not, as with real archives.
     """
 
     def __init__(self, latency, work, *, in_process=False):
         self.in_process = in_process
+        setup_local(yang_sample(), work)
         if in_process:
             self.server = ReplayServer(latency=latency).start()
-            self.standin = setup_all(self.server, yang_sample(), work)
+            found = [setup_service(n, self.server, yang_sample(), work) for n in SERVICES]
+            self.mast = next(m for m in found if m is not None)
         else:
             import multiprocessing
 
             ctx = multiprocessing.get_context("fork")
-            self.conn, child = ctx.Pipe()
-            self.process = ctx.Process(target=_serve, args=(child, latency, work),
-                                       daemon=True)
-            self.process.start()
-            os.environ.update(self.conn.recv())
+            self.children = []
+            for name in SERVICES:
+                conn, child = ctx.Pipe()
+                process = ctx.Process(target=_serve, args=(child, latency, work, [name]),
+                                      daemon=True)
+                process.start()
+                self.children.append((conn, process))
+            for conn, _ in self.children:
+                os.environ.update(conn.recv())
 
     def _ask(self, cmd, arg=None):
-        self.conn.send((cmd, arg))
-        return self.conn.recv()
+        for conn, _ in self.children:
+            conn.send((cmd, arg))
+        return [conn.recv() for conn, _ in self.children]
 
     def set_latency(self, value):
         if self.in_process:
@@ -331,20 +357,27 @@ class Standins:
     def clear(self):
         if self.in_process:
             self.server.clear()
-            self.standin.invocations.clear()
+            self.mast.invocations.clear()
         else:
             self._ask("clear")
 
     def requests(self):
-        return _requests(self.server, self.standin) if self.in_process else \
-            self._ask("requests")
+        if self.in_process:
+            return _requests(self.server, self.mast)
+        total = {}
+        for part in self._ask("requests"):
+            for key, value in part.items():
+                total[key] = total.get(key, 0) + value
+        total["total"] = total.pop("total")
+        return total
 
     def stop(self):
         if self.in_process:
             self.server.stop()
         else:
             self._ask("stop")
-            self.process.join(10)
+            for _, process in self.children:
+                process.join(10)
 
 
 def main():
@@ -375,7 +408,7 @@ def main():
         names = _resolve_archives(args.archives)
         print(f"{len(sky)} targets x {len(names)} archives ({', '.join(names)}); "
               f"{args.latency * 1000:.0f} ms latency per HTTP request; stand-ins "
-              f"{'in this process' if args.in_process else 'in a child process'}\n")
+              f"{'in this process' if args.in_process else 'one child process per service'}\n")
 
         # warm-up: imports and astropy/IERS state, not timed
         standins.set_latency(0.0)
@@ -454,14 +487,16 @@ def main():
         standins.stop()
 
 
-def _requests(server, standin):
+def _requests(server, mast):
     by_path = {}
     for r in server.requests:
         by_path[r.path] = by_path.get(r.path, 0) + 1
-    out = {"MAST crossmatch": standin.count("Mast.Caom.Crossmatch"),
-           "MAST product lists": standin.count("Mast.Caom.Products"),
-           "MAST downloads": by_path.pop(DOWNLOAD_PATH, 0)}
-    by_path.pop(INVOKE_PATH, None)
+    out = {}
+    if mast is not None:
+        out = {"MAST crossmatch": mast.count("Mast.Caom.Crossmatch"),
+               "MAST product lists": mast.count("Mast.Caom.Products"),
+               "MAST downloads": by_path.pop(DOWNLOAD_PATH, 0)}
+        by_path.pop(INVOKE_PATH, None)
     out.update(sorted(by_path.items()))
     out["total"] = len(server.requests)
     return out

@@ -35,6 +35,7 @@ This module imports nothing from the rest of multilc (see docs/dev/architecture.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ from astropy.coordinates import (
     SkyCoord,
     UnitSphericalRepresentation,
     get_body_barycentric_posvel,
+    solar_system_ephemeris,
 )
 from astropy.time import Time
 from astropy.utils import iers
@@ -370,17 +372,13 @@ def _direction(ra, dec, size, system):
 
 def _tt_minus_utc_days(mjd_utc):
     """TT - UTC (days) for UTC MJDs, via astropy once per distinct UTC day."""
-    day = np.floor(mjd_utc)
-    unique_days, inverse = np.unique(day, return_inverse=True)
-    nodes = np.concatenate([unique_days, unique_days + 1])
-    t = Time(nodes, format="mjd", scale="utc")
-    tt = t.tt
-    offset = (tt.jd1 - t.jd1) + (tt.jd2 - t.jd2)
-    start, end = offset[: unique_days.size], offset[unique_days.size :]
-    result = start[inverse]
+    nodes, left = _day_nodes(mjd_utc)
+    offset = _day_store("tt-utc").at(nodes)
+    start, end = offset[left], offset[left + 1]
+    result = start.copy()
     # Days with a leap second (offset changes by the end of the day) or in
     # the pre-1972 rubber-second era: use astropy for those values directly.
-    special = (np.abs(end - start) > 0.5 / SECONDS_PER_DAY)[inverse] | (
+    special = (np.abs(end - start) > 0.5 / SECONDS_PER_DAY) | (
         mjd_utc < _UTC_LEAP_SECOND_ERA_MJD
     )
     if special.any():
@@ -419,12 +417,98 @@ def _ut1_to_utc(mjd_ut1, system):
 
 def _on_leap_second_day(mjd_utc):
     """True for UTC MJDs on a day whose TAI-UTC changes at its end."""
-    day = np.floor(mjd_utc)
-    unique_days, inverse = np.unique(day, return_inverse=True)
-    t = Time(np.concatenate([unique_days, unique_days + 1]), format="mjd", scale="utc").tai
-    tai_minus_utc = (t.jd1 - MJD_ZERO_JD - np.concatenate([unique_days, unique_days + 1])) + t.jd2
-    start, end = tai_minus_utc[: unique_days.size], tai_minus_utc[unique_days.size :]
-    return (np.abs(end - start) > 0.5 / SECONDS_PER_DAY)[inverse]
+    nodes, left = _day_nodes(mjd_utc)
+    # TT - TAI is constant, so TT - UTC changes exactly where TAI - UTC does
+    offset = _day_store("tt-utc").at(nodes)
+    return np.abs(offset[left + 1] - offset[left]) > 0.5 / SECONDS_PER_DAY
+
+
+# Whole-day node values (barycentric Earth and Sun, TDB - TT, TT - UTC) are kept for
+# the life of the process.  The targets of one sample share their nights, so
+# a collection evaluates each day once instead of once per target: the
+# per-call evaluation was 74 % of the ZTF light-curve API parse
+# (bench/bench_headline.py, profiled with py-spy).  Only the days asked for
+# are computed (sparse light curves over decades need few), all missing days
+# of a call in one vectorised astropy call.
+_MAX_STORED_DAYS = 400_000  # about 20 MB per table; then the store starts over
+
+
+class _DayStore:
+    """Values of one quantity at whole-day MJDs, computed once (thread-safe)."""
+
+    def __init__(self, compute):
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._days = np.empty(0)
+        self._values = None
+
+    def at(self, days):
+        """Stored values at the sorted, distinct whole days *days* (..., n)."""
+        with self._lock:
+            stored, values = self._days, self._values
+        idx = np.searchsorted(stored, days)
+        found = idx < stored.size
+        found[found] = stored[idx[found]] == days[found]
+        if not found.all():
+            new_days = days[~found]
+            new_values = np.asarray(self._compute(new_days))
+            with self._lock:
+                if self._days.size + new_days.size > _MAX_STORED_DAYS:
+                    self._days, self._values = np.empty(0), None
+                merged = np.concatenate([self._days, new_days])
+                merged_values = (
+                    new_values
+                    if self._values is None
+                    else np.concatenate([self._values, new_values], axis=-1)
+                )
+                # another thread may have stored some of the same days meanwhile
+                merged, first = np.unique(merged, return_index=True)
+                self._days, self._values = merged, merged_values[..., first]
+                stored, values = self._days, self._values
+            idx = np.searchsorted(stored, days)
+        return values[..., idx]
+
+
+def _tt_minus_utc_at(days):
+    t = Time(days, format="mjd", scale="utc")
+    tt = t.tt
+    return (tt.jd1 - t.jd1) + (tt.jd2 - t.jd2)
+
+
+def _tdb_minus_tt_at(days):
+    t = Time(days, format="mjd", scale="tt")
+    tdb = t.tdb
+    return (tdb.jd1 - t.jd1) + (tdb.jd2 - t.jd2)
+
+
+def _posvel_at(body, ephemeris):
+    def compute(days):
+        t = Time(days, format="mjd", scale="tdb")
+        pos, vel = get_body_barycentric_posvel(body, t, ephemeris=ephemeris)
+        # (6, n): positions in au, velocities in au/day
+        return np.concatenate([pos.xyz.to_value(u.au), vel.xyz.to_value(u.au / u.day)])
+
+    return compute
+
+
+_day_stores = {}
+_day_stores_lock = threading.Lock()
+
+
+def _day_store(kind):
+    """The store of *kind*: ``"tdb-tt"``, ``"tt-utc"`` or a body (current ephemeris).
+
+    The ephemeris (``solar_system_ephemeris``) is part of the key, so that
+    changing it never serves positions computed with another one.
+    """
+    time_scales = {"tdb-tt": _tdb_minus_tt_at, "tt-utc": _tt_minus_utc_at}
+    key = kind if kind in time_scales else (kind, solar_system_ephemeris.get())
+    with _day_stores_lock:
+        store = _day_stores.get(key)
+        if store is None:
+            compute = time_scales[kind] if kind in time_scales else _posvel_at(*key)
+            store = _day_stores[key] = _DayStore(compute)
+    return store
 
 
 def _day_nodes(mjd):
@@ -436,12 +520,10 @@ def _day_nodes(mjd):
 
 
 def _tdb_minus_tt_days(mjd_tt):
+    """TDB - TT (days), linear between whole-day values (|error| < 1 ns)."""
     nodes, left = _day_nodes(mjd_tt)
-    t = Time(nodes, format="mjd", scale="tt")
-    tdb = t.tdb
-    diff = (tdb.jd1 - t.jd1) + (tdb.jd2 - t.jd2)
-    frac = mjd_tt - nodes[left]
-    return diff[left] + (diff[left + 1] - diff[left]) * frac
+    diff = _day_store("tdb-tt").at(nodes)
+    return diff[left] + (diff[left + 1] - diff[left]) * (mjd_tt - nodes[left])
 
 
 def _hermite(nodes, left, pos, vel, mjd):
@@ -461,29 +543,11 @@ def _hermite(nodes, left, pos, vel, mjd):
     )
 
 
-class _Ephemeris:
-    """Barycentric Earth (and Sun) positions in au, interpolated per day."""
-
-    def __init__(self, mjd_tdb, bodies, margin_days=0.0):
-        # Whole-day nodes bracketing every time at which positions will be
-        # asked for: the given times and, for the heliocentric iteration,
-        # times up to ``margin_days`` earlier or later.
-        times = (
-            np.concatenate([mjd_tdb - margin_days, mjd_tdb + margin_days])
-            if margin_days
-            else mjd_tdb
-        )
-        self.nodes, _ = _day_nodes(times)
-        t = Time(self.nodes, format="mjd", scale="tdb")
-        self.tables = {}
-        for body in bodies:
-            pos, vel = get_body_barycentric_posvel(body, t)
-            self.tables[body] = (pos.xyz.to_value(u.au), vel.xyz.to_value(u.au / u.day))
-
-    def __call__(self, body, mjd_tdb):
-        left = np.searchsorted(self.nodes, np.floor(mjd_tdb))
-        pos, vel = self.tables[body]
-        return _hermite(self.nodes, left, pos, vel, mjd_tdb)
+def _body_au(body, mjd_tdb):
+    """Barycentric position (3, n) in au of *body* at TDB MJDs (Hermite per day)."""
+    nodes, left = _day_nodes(mjd_tdb)
+    posvel = _day_store(body).at(nodes)
+    return _hermite(nodes, left, posvel[:3], posvel[3:], mjd_tdb)
 
 
 def _observer_geocentric_au(location, mjd_ut1):
@@ -533,14 +597,9 @@ def _convert(system, values, ra, dec):
         mjd_utc = mjd_tt - _tt_minus_utc_days(mjd_tt)
     mjd_tdb = mjd_tt + _tdb_minus_tt_days(mjd_tt)
 
-    bodies = ("earth", "sun") if system.reference == "heliocentric" else ("earth",)
-    # Heliocentric light-travel times are < 510 s (1.02 au): 0.01 d margin.
-    ephemeris = _Ephemeris(
-        mjd_tdb, bodies, margin_days=0.01 if system.reference == "heliocentric" else 0.0
-    )
 
     def observer_bary_au(t_tdb, t_utc):
-        pos = ephemeris("earth", t_tdb)
+        pos = _body_au("earth", t_tdb)
         if system.location is not None and system.reference in ("topocentric", "heliocentric"):
             pos = pos + _observer_geocentric_au(system.location, t_utc)
         return pos
@@ -556,7 +615,7 @@ def _convert(system, values, ra, dec):
         # the second iteration brings it below 10 microseconds).
         t_obs, t_obs_utc = mjd_tdb, mjd_utc
         for _ in range(2):
-            helio = observer_bary_au(t_obs, t_obs_utc) - ephemeris("sun", t_obs)
+            helio = observer_bary_au(t_obs, t_obs_utc) - _body_au("sun", t_obs)
             delay = light_days(helio)
             t_obs = mjd_tdb - delay
             t_obs_utc = mjd_utc - delay

@@ -81,7 +81,7 @@ from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
 from multilc.collect.api import (Archive, HTMLPageError, ParseResult, http_request,
-                                 http_session, register_archive)
+                                 register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
                                       TruncatedResponse, failure_of, html_title,
                                       looks_like_html, merge_dropped, run_per_target,
@@ -452,7 +452,7 @@ class PanSTARRS(Archive):
 
     def _query_service(self, batch):
         fmt = self._format()
-        session = http_session(self.timeout)
+        session = self.session()  # this worker thread's: connections are reused
         radius_deg = float(self.radius.to_value(u.deg))
 
         def one(i):

@@ -683,6 +683,12 @@ def _evaluate(expr, table):
     return mask
 
 
+# HiveCatalog discovery results shared within the process (see _discovered)
+_discovered = {}
+_discovered_lock = threading.Lock()
+_MAX_DISCOVERED = 32
+
+
 class HiveCatalog(_Catalog):
     """A hive-partitioned HEALPix parquet catalog with a ``_metadata`` file.
 
@@ -715,14 +721,58 @@ class HiveCatalog(_Catalog):
 
     def dataset(self):
         """The `pyarrow.dataset.Dataset` built from ``_metadata`` (cached)."""
-        import pyarrow.dataset as ds
+        return self._discovered()[0]
 
+    def _discovered(self):
+        """``(dataset, {pixel: [(path, metadata)]})``, shared within the process.
+
+        Reading ``_metadata`` and indexing its fragments by pixel took half of
+        a NEOWISE batch's CPU time on every run (bench/bench_headline.py,
+        py-spy); a catalog is a fixed release, so the result is kept for the
+        process, keyed by URL -- and, for local catalogs, by the size and
+        modification time of ``_metadata``, so a rewritten catalog is read anew.
+        """
         with self._lock:
             if self._cache_dataset is None:
-                fs, root = self.filesystem
-                self._cache_dataset = ds.parquet_dataset(
-                    root + "/_metadata", partitioning="hive", filesystem=fs)
-            return self._cache_dataset
+                key = self._discovery_key()
+                with _discovered_lock:
+                    found = _discovered.get(key)
+                if found is None:
+                    found = self._discover()
+                    with _discovered_lock:
+                        if len(_discovered) >= _MAX_DISCOVERED:
+                            _discovered.clear()
+                        _discovered[key] = found
+                self._cache_dataset, self._cache_index = found
+            return self._cache_dataset, self._cache_index
+
+    def _discovery_key(self):
+        import pyarrow.fs as pafs
+
+        fs, root = self.filesystem
+        token = None
+        if isinstance(fs, pafs.LocalFileSystem):
+            info = fs.get_file_info(root + "/_metadata")
+            token = (info.size, info.mtime_ns)
+        return (self.url, self.endpoint_url, self.order, self.partition_column, token)
+
+    def _discover(self):
+        import pyarrow.dataset as ds
+
+        fs, root = self.filesystem
+        dataset = ds.parquet_dataset(root + "/_metadata", partitioning="hive", filesystem=fs)
+        index = collections.defaultdict(list)
+        for fragment in dataset.get_fragments():
+            keys = ds.get_partition_keys(fragment.partition_expression)
+            if self.partition_column in keys:
+                pixel = int(keys[self.partition_column])
+            else:  # no hive key: fall back to the file path
+                part = partition_of_path(fragment.path)
+                if part is None:
+                    continue
+                pixel = part[2]
+            index[pixel].append((fragment.path, fragment.metadata))
+        return dataset, dict(index)
 
     def schema(self):
         """The dataset schema (from ``_metadata``)."""
@@ -730,24 +780,7 @@ class HiveCatalog(_Catalog):
 
     def _fragment_index(self):
         """``{pixel: [(path, metadata)]}`` from ``_metadata`` (cached, built once)."""
-        import pyarrow.dataset as ds
-
-        dataset = self.dataset()
-        with self._lock:
-            if self._cache_index is None:
-                index = collections.defaultdict(list)
-                for fragment in dataset.get_fragments():
-                    keys = ds.get_partition_keys(fragment.partition_expression)
-                    if self.partition_column in keys:
-                        pixel = int(keys[self.partition_column])
-                    else:  # no hive key: fall back to the file path
-                        part = partition_of_path(fragment.path)
-                        if part is None:
-                            continue
-                        pixel = part[2]
-                    index[pixel].append((fragment.path, fragment.metadata))
-                self._cache_index = dict(index)
-            return self._cache_index
+        return self._discovered()[1]
 
     def _files(self, key, margin=False):
         if margin or int(key[0]) != self.order:

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -424,6 +425,33 @@ class Archive:
         self.options = {**self.default_options, **options}
         self.timeout = None  # set by the engine before query()
 
+    def session(self):
+        """This thread's `requests.Session` for this archive (see `http_session`).
+
+        Requests that one engine worker thread makes to one archive reuse
+        the session's connections (HTTP keep-alive; over HTTPS the TLS
+        handshake is made once per thread instead of once per request); a
+        session is never used by two threads at once.  The engine closes them
+        when the run ends (`close_sessions`).
+        """
+        sessions = self.__dict__.setdefault("_sessions", {})
+        key = threading.get_ident()
+        session = sessions.get(key)
+        if session is None:
+            session = sessions[key] = http_session(self.timeout)
+        return session
+
+    def close_sessions(self):
+        """Close the sessions of `session` (their pooled connections)."""
+        for session in list(self.__dict__.pop("_sessions", {}).values()):
+            session.close()
+
+    def __getstate__(self):
+        # open connections stay behind when a reader goes to another process
+        state = self.__dict__.copy()
+        state.pop("_sessions", None)
+        return state
+
     def check_choice(self, option, allowed):
         """Return option *option*, or raise naming the archive and the choices."""
         value = self.options[option]
@@ -629,7 +657,12 @@ def http_request(archive, batch, method, url, *, session=None, timeout=None,
 
     if expect is not None and expect not in EXPECT:
         raise ValueError(f"http_request: expect must be one of {EXPECT}, got {expect!r}")
-    sess = session or http_session(timeout)
+    if session is not None:
+        sess = session
+    elif isinstance(archive, Archive):
+        sess = archive.session()
+    else:
+        sess = http_session(timeout)
     try:
         resp = sess.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout as exc:

@@ -723,8 +723,12 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
 
         start_output(runtime.output_dir)
     show = _show_progress(progress, conf)
-    results = _run_plans(plans, runtime, show, executor,
-                         max_workers or setting(conf, "max_workers"))
+    try:
+        results = _run_plans(plans, runtime, show, executor,
+                             max_workers or setting(conf, "max_workers"))
+    finally:
+        for archive, _ in plans.values():
+            archive.close_sessions()
     pieces = []
     parts = {}
     for res in results:

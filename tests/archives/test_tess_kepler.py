@@ -204,6 +204,60 @@ def test_values_match_lightkurve_reader(tmp_path, mission):
                                theirs.flux_err.to_value(u.electron / u.s)[keep], rtol=1e-6)
 
 
+@pytest.mark.parametrize("mission", ["tess", "kepler", "k2"])
+def test_bytes_reader_equals_astropy_table_reader(tmp_path, mission, monkeypatch):
+    """The direct binary-table decoding gives exactly what astropy's FITS_rec gives."""
+    rng = np.random.default_rng(8)
+    n = 300
+    path = write_lc(tmp_path / f"{mission}_lc.fits", mission,
+                    time=np.sort(rng.uniform(100, 130, n)), pdcsap=rng.normal(500, 3, n),
+                    pdcsap_err=rng.uniform(1, 2, n),
+                    quality=np.where(rng.random(n) < 0.2, 1024, 0))
+    with fits.open(path) as hdul:
+        header = hdul["LIGHTCURVE"].header
+        direct = tess_kepler._table_columns_from_bytes(
+            path, 1, header, hdul, {"TIME", "PDCSAP_FLUX", "QUALITY", "SAP_QUALITY"})
+        assert direct is not None                     # the plain layout takes the fast path
+        table = hdul["LIGHTCURVE"].data
+        for name, values in direct.items():
+            np.testing.assert_array_equal(values, table[name])
+    fast = tess_kepler.read_lightcurve_file(path)
+    monkeypatch.setattr(tess_kepler, "_table_columns_from_bytes", lambda *a, **k: None)
+    slow = tess_kepler.read_lightcurve_file(path)
+    assert fast.keys() == slow.keys()
+    for key in fast:
+        if isinstance(fast[key], np.ndarray):
+            assert fast[key].dtype == slow[key].dtype
+            np.testing.assert_array_equal(fast[key], slow[key])
+        else:
+            assert fast[key] == slow[key]
+
+
+def test_bytes_reader_leaves_scaled_and_vector_columns_to_astropy(tmp_path):
+    """TZERO/TSCAL or a vector column: astropy decodes (it applies the scaling)."""
+    rng = np.random.default_rng(9)
+    n = 50
+    path = write_lc(tmp_path / "tess_lc.fits", "tess", time=np.sort(rng.uniform(1, 2, n)),
+                    pdcsap=rng.normal(500, 3, n), pdcsap_err=np.full(n, 2.0),
+                    quality=np.zeros(n, int))
+    with fits.open(path) as hdul:
+        cols = hdul["LIGHTCURVE"].columns
+        quality = fits.Column(name="QUALITY", format="I", bzero=32768,
+                              array=np.full(n, 40000, dtype="uint16"))
+        vector = fits.Column(name="PDCSAP_FLUX", format="2E",
+                             array=np.ones((n, 2), dtype="float32"))
+        scaled = fits.BinTableHDU.from_columns(
+            [c for c in cols if c.name != "QUALITY"] + [quality], header=hdul[1].header)
+        vectors = fits.BinTableHDU.from_columns(
+            [c for c in cols if c.name != "PDCSAP_FLUX"] + [vector], header=hdul[1].header)
+        for hdu in (scaled, vectors):
+            assert tess_kepler._table_columns_from_bytes(
+                path, 1, hdu.header, hdul, {"TIME", "QUALITY", "PDCSAP_FLUX"}) is None
+        fits.HDUList([hdul[0].copy(), scaled]).writeto(tmp_path / "scaled_lc.fits")
+    arrays = tess_kepler.read_lightcurve_file(tmp_path / "scaled_lc.fits")
+    assert (arrays["QUALITY"] == 40000).all()         # TZERO applied, by astropy
+
+
 # --------------------------------------------------------------------------- file faults
 def test_truncated_file_is_a_typed_error(tmp_path):
     from multilc.errors import FileFormatError

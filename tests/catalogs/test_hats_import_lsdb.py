@@ -22,7 +22,7 @@ RADIUS_ARCSEC = 2.0
 def hats_collection(tmp_path_factory):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from dask.distributed import Client
+    from dask.distributed import Client, LocalCluster
     from hats_import import pipeline_with_client
     from hats_import.collection.arguments import CollectionArguments
 
@@ -51,8 +51,12 @@ def hats_collection(tmp_path_factory):
                      dec_column="dec", pixel_threshold=1500, output_artifact_name="main")
             .add_margin(margin_threshold=10.0, is_default=True,
                         output_artifact_name="margin_10arcs"))
-    with Client(n_workers=1, threads_per_worker=1, processes=False,
-                dashboard_address=None) as client:
+    # TCP on the loopback only: an in-process cluster's default (inproc
+    # protocol) starts its HTTP server on every interface, which the offline
+    # tests (pytest-remotedata) refuse
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
         pipeline_with_client(args, client)
     return tmp / "cat", ra, dec, bra, bdec
 
