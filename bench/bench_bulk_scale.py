@@ -106,10 +106,10 @@ def main():
     parser.add_argument("--sizes", default="5000,50000,500000")
     parser.add_argument("--layout", default="random")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--arrow-pool", default="system",
-                        help="ARROW_DEFAULT_MEMORY_POOL of the workers ('' = pyarrow's "
-                             "default, mimalloc, which keeps ~120 MiB of freed pages with "
-                             "two reading threads)")
+    parser.add_argument("--arrow-pool", default="",
+                        help="ARROW_DEFAULT_MEMORY_POOL of the workers (default '': "
+                             "pyarrow's own, mimalloc, as users run it; multilc returns "
+                             "the pool's freed pages after each batch)")
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--route", default="catalog")
     parser.add_argument("--kind", default="ztf")

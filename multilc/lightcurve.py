@@ -877,6 +877,13 @@ class MultiBandLightCurve:
             ``meta`` is the union of the pieces' meta (the first piece wins
             for a key set differently); the collection reports are merged.
         """
+        return cls._concat_pieces(pieces, duplicates=duplicates)
+
+    @classmethod
+    def _concat_pieces(cls, pieces, *, duplicates="warn", consume=False):
+        """`concat`; with *consume*, the pieces' measurements are freed as they
+        are joined and the pieces must not be used again (the collection
+        engine's join of a run's batches; see `_concat_columns`)."""
         if duplicates not in ("warn", "drop", "keep", "raise"):
             raise InputError(f"duplicates must be 'warn', 'drop', 'keep' or 'raise', "
                              f"got {duplicates!r}")
@@ -893,7 +900,7 @@ class MultiBandLightCurve:
         if len(normalized) > 1:
             raise LightCurveError("cannot concatenate normalized and not normalized "
                                   "light curves (their fluxes have different units)")
-        cols = _concat_columns([p._columns() for p in pieces])
+        cols = _concat_columns([p._columns() for p in pieces], consume=consume)
         attrs = {}
         norm = normalized.pop()
         if norm:
@@ -2299,7 +2306,8 @@ def _assemble(data, objects, band_names, band_table, events, attrs=None):
 def _canonical(data, objects, band_names, band_table, events, one_group=False):
     """Canonical columns keyed by dataset variable name, rows sorted.
 
-    *data* holds the obs arrays (``time``, ``obs_object``, ``obs_band``,
+    *data* (a dict the caller made for this call; its entries are replaced
+    by their sorted versions) holds the obs arrays (``time``, ``obs_object``, ``obs_band``,
     ``flux``, ``flux_err`` and optional ones), *objects* the per-object arrays
     (``objectid`` sorted, ``label``, ``ra``, ``dec``, optional ``name``),
     *band_names* the sorted band names with their records in *band_table*,
@@ -2314,7 +2322,12 @@ def _canonical(data, objects, band_names, band_table, events, one_group=False):
             data = {k: v[order] for k, v in data.items()}
     elif n > 1 and not _is_sorted(data["obs_object"], data["obs_band"], data["time"]):
         order = _sort_order(data)
-        data = {k: v[order] for k, v in data.items()}
+        # Column by column, in the caller's dict: each unsorted column is
+        # released as soon as its sorted copy exists, so sorting needs one
+        # column's worth of memory more, not a second copy of every column
+        # (bench/bench_bulk_scale.py, 500,000 targets).
+        for k in list(data):
+            data[k] = data[k][order]
     cols = dict(data)
     n_obj = len(objects["objectid"])
     obj_ids = np.asarray(objects["objectid"], dtype="int64")
@@ -2434,14 +2447,21 @@ def _sort_order(data):
     Pieces arrive sorted within themselves, so a stable sort on the
     (object, band) group key (timsort: linear on pre-sorted runs) usually
     leaves times in order inside each group; a full lexsort is the fallback.
+    Temporaries are replaced as soon as they are used: at 2.7 million rows
+    each is 21 MB, and this runs while the pieces and their concatenation are
+    both in memory (bench/bench_bulk_scale.py).
     """
-    obj = data["obs_object"].astype("int64")
-    band = data["obs_band"].astype("int64")
-    key = obj * (int(band.max()) + 1) + band
+    key = data["obs_object"].astype("int64")
+    key *= int(data["obs_band"].max()) + 1
+    key += data["obs_band"]
     order = np.argsort(key, kind="stable")
-    if _is_sorted(obj[order], band[order], data["time"][order]):
+    key = key[order]
+    time = data["time"][order]
+    in_order = bool(np.all((key[1:] != key[:-1]) | (time[1:] >= time[:-1])))
+    del key, time
+    if in_order:
         return order
-    return np.lexsort((data["time"], band, obj))
+    return np.lexsort((data["time"], data["obs_band"], data["obs_object"]))
 
 
 def _is_sorted(obj, band, time):
@@ -2554,8 +2574,24 @@ def _concat_datasets(dss):
         [{name: var.values for name, var in d.variables.items()} for d in dss]))
 
 
-def _concat_columns(dss):
-    """Concatenate canonical column dicts in O(total size) plus one sort."""
+def _concat_columns(dss, consume=False):
+    """Concatenate canonical column dicts in O(total size) plus one sort.
+
+    With *consume*, each obs column of the pieces is removed from its dict
+    (and so freed, if nothing else holds it) as soon as it is concatenated:
+    the collection engine joins a run's batches this way, holding one copy
+    of the measurements plus one column instead of two copies.  The dicts
+    are then unusable; objects and bands, which can make the join fail, are
+    merged before anything is removed.
+    """
+
+    def obs_parts(name):
+        parts = [d[name] for d in dss]
+        if consume:
+            for d in dss:
+                del d[name]
+        return parts
+
     # Plain numpy arrays: indexing an xarray Dataset costs ~10 us a call,
     # which dominates when thousands of small pieces are joined.
     # objects: union keyed by objectid
@@ -2646,20 +2682,25 @@ def _concat_columns(dss):
     n_bands = np.array([len(d["band"]) for d in dss])
     obj_off = np.concatenate(([0], np.cumsum(n_objs)[:-1]))
     band_off = np.concatenate(([0], np.cumsum(n_bands)[:-1]))
-    local_obj = np.concatenate([d["obs_object"] for d in dss]).astype("int64")
-    local_band = np.concatenate([d["obs_band"] for d in dss]).astype("int64")
-    data = {"time": np.concatenate([d["time"] for d in dss]),
-            "obs_object": inverse[local_obj + np.repeat(obj_off, sizes)].astype("int32")
-            if len(local_obj) else np.zeros(0, "int32"),
-            "obs_band": binv[local_band + np.repeat(band_off, sizes)].astype("int16")
-            if len(local_band) else np.zeros(0, "int16")}
+    # piece by piece, so that no temporary is as long as the result
+    obs_object = np.empty(sum(sizes), dtype="int32")
+    obs_band = np.empty(sum(sizes), dtype="int16")
+    pos = 0
+    for i, (local_obj, local_band) in enumerate(zip(obs_parts("obs_object"),
+                                                    obs_parts("obs_band"))):
+        stop = pos + sizes[i]
+        obs_object[pos:stop] = inverse[obj_off[i]:obj_off[i] + n_objs[i]][local_obj]
+        obs_band[pos:stop] = binv[band_off[i]:band_off[i] + n_bands[i]][local_band]
+        pos = stop
+    data = {"time": np.concatenate(obs_parts("time")), "obs_object": obs_object,
+            "obs_band": obs_band}
     ev_sizes = [len(d["event_time"]) for d in dss]
     local_ev = np.concatenate([d["event_object"] for d in dss]).astype("int64")
     ev_codes = [inverse[local_ev + np.repeat(obj_off, ev_sizes)]] if len(local_ev) \
         else []
     total = sum(sizes)
     for name in ("flux", "flux_err"):
-        data[name] = np.concatenate([d[name] for d in dss])
+        data[name] = np.concatenate(obs_parts(name))
     optional = ["flux_instrumental", "flux_instrumental_err", *_OPTIONAL_OBS]
     for name in optional:
         if not any(name in d for d in dss):
@@ -2669,6 +2710,9 @@ def _concat_columns(dss):
         else:
             dtype, fill, _ = _OPTIONAL_OBS[name]
         parts = [d[name] if name in d else None for d in dss]
+        if consume:
+            for d in dss:
+                d.pop(name, None)
         if name == "source_id" and any(p is not None and p.dtype == object for p in parts):
             dtype, fill = object, ""
             parts = [p.astype(str).astype(object) if p is not None else None for p in parts]
@@ -2688,6 +2732,58 @@ def _concat_columns(dss):
         "separation": np.concatenate([d["event_separation"] for d in dss]),
     }
     return _canonical(data, objects, band_names, band_table, events)
+
+
+def _with_object_metadata(lc, objectid, label, ra, dec, name=None, *, add=False):
+    """*lc* with the given objects' label, position (and name) set.
+
+    For the collection engine: objects of *lc* that are among *objectid* take
+    the given ``label``, ``ra``, ``dec`` [deg] and, where not empty, ``name``;
+    with ``add=True`` the objects *lc* has no data for join its object table
+    (with no data), so that a result lists every requested target.
+
+    No measurement is copied: the obs and event arrays are shared with *lc*
+    (only the object codes are renumbered when objects are added), so *lc*
+    must not be used afterwards.  Joining a 500,000-target result with its
+    sample this way used one more copy of no column (``concat`` made a
+    third copy of every measurement; bench/bench_bulk_scale.py).
+    """
+    objectid = np.asarray(objectid, dtype="int64")
+    if not len(objectid):
+        return lc
+    cols = dict(lc._columns())
+    old_ids = cols["objectid"]
+    if add:
+        ids = np.union1d(old_ids, objectid)
+    else:
+        ids = old_ids
+    n = len(ids)
+    at_old = np.searchsorted(ids, old_ids)          # == arange when nothing is added
+    label_out = np.full(n, "", dtype=object)
+    name_out = np.full(n, "", dtype=object)
+    ra_out = np.full(n, np.nan)
+    dec_out = np.full(n, np.nan)
+    label_out[at_old] = cols["label"]
+    name_out[at_old] = cols["name"]
+    ra_out[at_old] = cols["ra"]
+    dec_out[at_old] = cols["dec"]
+    at_new = np.searchsorted(ids, objectid)
+    found = at_new < n
+    found[found] = ids[at_new[found]] == objectid[found]
+    at = at_new[found]
+    label_out[at] = np.asarray(label, dtype=object)[found]
+    ra_out[at] = np.asarray(ra, dtype="float64")[found]
+    dec_out[at] = np.asarray(dec, dtype="float64")[found]
+    if name is not None:
+        given = np.asarray(name, dtype=object)[found]
+        has = np.array([bool(v) for v in given], dtype=bool)
+        name_out[at[has]] = given[has]
+    cols.update(objectid=ids, label=label_out, name=name_out, ra=ra_out, dec=dec_out)
+    if n != len(old_ids):
+        # monotonic renumbering: the (object, band, time) order is unchanged
+        cols["obs_object"] = at_old[cols["obs_object"]].astype("int32")
+        cols["event_object"] = at_old[cols["event_object"]].astype("int32")
+    return lc._derive(cols=cols)
 
 
 def _check_same_position(oid, ra1, dec1, ra2, dec2):

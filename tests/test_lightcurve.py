@@ -314,3 +314,64 @@ def test_empty():
     assert len(lc) == 0 and lc.n_events == 0 and lc.bands == []
     assert len(MultiBandLightCurve.concat([])) == 0
     assert len(lc.to_pandas()) == 0
+
+
+# --------------------------------------------------------------------------- engine joins
+def _random_pieces(seed, n_pieces=6):
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for k in range(n_pieces):
+        n = int(rng.integers(5, 40))
+        oid = rng.choice([1, 2, 3, 4, 5, 6, 7, 8], n)
+        band = rng.choice(["ztf:g", "ztf:r"], n)
+        pieces.append(MultiBandLightCurve.from_arrays(
+            oid, band, Time(rng.uniform(58000, 59000, n), format="mjd", scale="tdb"),
+            rng.normal(1, 0.1, n) * u.mJy, np.full(n, 0.05) * u.mJy,
+            source_id=rng.integers(0, 10**12, n),
+            ra={o: (10.0 + o) * u.deg for o in range(1, 9)},
+            dec={o: (-5.0 + o) * u.deg for o in range(1, 9)}))
+    return pieces
+
+
+def test_consuming_concat_equals_concat_and_frees_the_pieces():
+    """The engine's join (consume=True) gives exactly concat's result, and the
+    pieces' measurement columns are gone (freed) afterwards."""
+    expected = MultiBandLightCurve.concat(_random_pieces(4), duplicates="keep")
+    pieces = _random_pieces(4)
+    got = MultiBandLightCurve._concat_pieces(pieces, duplicates="keep", consume=True)
+    assert got == expected
+    for p in pieces:
+        assert not {"time", "flux", "flux_err", "obs_object", "source_id"} & set(p._cols)
+        assert "objectid" in p._cols                    # objects are not taken
+
+
+def test_object_metadata_join_shares_measurements_and_equals_concat():
+    """Adding a sample's targets copies no measurement and gives what
+    concatenating with the targets' object table gave."""
+    from multilc.lightcurve import _with_object_metadata
+
+    lc = MultiBandLightCurve.concat(_random_pieces(7), duplicates="keep")
+    ids = np.array([9, 2, 11, 5])
+    labels = np.array(["new", "sample two", "other", "sample five"], dtype=object)
+    ra, dec = np.array([50.0, 12.0, 51.0, 15.0]), np.array([1.0, -3.0, 2.0, 0.0])
+    names = np.array(["Nine", "", "Eleven", "Five"], dtype=object)
+    flux_before = lc._columns()["flux"]
+    out = _with_object_metadata(lc, ids, labels, ra, dec, name=names, add=True)
+    assert np.shares_memory(out._columns()["flux"], flux_before)
+    assert list(out.objectids) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]
+    ds = out.ds
+    by_id = {int(o): i for i, o in enumerate(ds["objectid"].values)}
+    assert ds["label"].values[by_id[2]] == "sample two"
+    assert ds["name"].values[by_id[5]] == "Five" and ds["name"].values[by_id[2]] == ""
+    assert ds["ra"].values[by_id[11]] == 51.0 and ds["dec"].values[by_id[2]] == -3.0
+    assert len(out.select(objectid=9).time) == 0
+    # the same measurements per object as before, objects renumbered
+    for oid in range(1, 9):
+        np.testing.assert_array_equal(out.select(objectid=oid).flux.value,
+                                      lc.select(objectid=oid).flux.value)
+    # the former way: targets' object table concatenated with the data
+    targets = MultiBandLightCurve.from_objects(
+        ids, label=labels, ra=ra * u.deg, dec=dec * u.deg, name=names)
+    filled = _with_object_metadata(lc, ids, labels, ra, dec)
+    former = MultiBandLightCurve.concat([targets, filled], duplicates="keep")
+    assert out == former

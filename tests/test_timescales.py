@@ -218,3 +218,63 @@ def test_registry_contents():
     assert TIME_SYSTEMS["gaia.tcb_jd2010"].scale == "tcb"
     # TimeSystem.to_mjd_tdb is the same conversion.
     assert TIME_SYSTEMS["tess.btjd"].to_mjd_tdb([0.0])[0] == 56999.5
+
+
+# --- the per-process store of whole-day values ----------------------------
+def test_day_store_serves_later_calls_and_threads_the_same_values(offline_iers, monkeypatch):
+    """Values come from the store after the first call (no second evaluation
+    of a day), equal those of a fresh computation, and stay right when the
+    store starts over or many threads fill it at once."""
+    import concurrent.futures as cf
+
+    monkeypatch.setattr(ts, "_day_stores", {})
+    reference = {name: to_mjd_tdb(_TIMES, name, ra=_RA, dec=_DEC)
+                 for name in ("ztf.hmjd", "panstarrs.mjd", "icecube.mjd_ut1")}
+    computed = []
+    real = ts._posvel_at
+
+    def counting(body, ephemeris):
+        compute = real(body, ephemeris)
+
+        def wrapped(days):
+            computed.append(len(days))
+            return compute(days)
+        return wrapped
+
+    monkeypatch.setattr(ts, "_day_stores", {})
+    monkeypatch.setattr(ts, "_posvel_at", counting)
+    first = to_mjd_tdb(_TIMES, "ztf.hmjd", ra=_RA, dec=_DEC)
+    n_first = len(computed)
+    again = to_mjd_tdb(_TIMES[::-1], "ztf.hmjd", ra=_RA[::-1], dec=_DEC[::-1])
+    assert len(computed) == n_first and n_first > 0     # nothing evaluated again
+    np.testing.assert_array_equal(first, reference["ztf.hmjd"])
+    np.testing.assert_array_equal(again[::-1], reference["ztf.hmjd"])
+
+    # a store that starts over (tiny limit) and 8 threads at once: same values
+    monkeypatch.setattr(ts, "_day_stores", {})
+    monkeypatch.setattr(ts, "_MAX_STORED_DAYS", 50)
+    rng = np.random.default_rng(3)
+    jobs = [(name, rng.permutation(_TIMES.size)) for name in reference for _ in range(6)]
+    with cf.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda job: (job, to_mjd_tdb(
+            _TIMES[job[1]], job[0], ra=_RA[job[1]], dec=_DEC[job[1]])), jobs))
+    for (name, order), values in got:
+        np.testing.assert_array_equal(values, reference[name][order])
+
+
+def test_day_store_follows_the_solar_system_ephemeris(offline_iers, monkeypatch):
+    """Positions are stored per ephemeris: changing it never serves old ones."""
+    monkeypatch.setattr(ts, "_day_stores", {})
+    to_mjd_tdb(_TIMES, "ztf.hmjd", ra=_RA, dec=_DEC)
+    assert ("earth", "builtin") in ts._day_stores
+    seen = []
+    real = ts._posvel_at
+
+    def spy(body, ephemeris):
+        seen.append(ephemeris)
+        return real(body, "builtin")         # no download in the test
+    monkeypatch.setattr(ts, "_posvel_at", spy)
+    # as if solar_system_ephemeris.set("de432s") (which needs jplephem)
+    monkeypatch.setattr(ts.solar_system_ephemeris, "get", classmethod(lambda cls: "de432s"))
+    to_mjd_tdb(_TIMES, "ztf.hmjd", ra=_RA, dec=_DEC)
+    assert set(seen) == {"de432s"} and ("earth", "de432s") in ts._day_stores

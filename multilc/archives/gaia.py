@@ -84,6 +84,7 @@ from astropy import units as u
 from astropy.table import Table, vstack
 from astropy.time import Time
 
+from multilc.archives._bulk import memory_released
 from multilc.collect.api import (Archive, Failure, HTMLPageError, ParseResult, http_request,
                                  http_session, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
@@ -710,7 +711,7 @@ class Gaia(Archive):
     def parse(self, raw, batch):
         """Crossmatch + epoch photometry -> `~multilc.collect.ParseResult`."""
         if raw.get("route") == "bulk":
-            return _bulk_parse(self, raw, batch)
+            return memory_released(_bulk_parse(self, raw, batch))
         matches = _select_matches(Table(raw["matches"]), self.options["match"])
         dropped = dict(raw.get("match_dropped", {}))
         failures, pieces = [], []

@@ -80,6 +80,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
+from multilc.archives._bulk import memory_released
 from multilc.collect.api import (Archive, HTMLPageError, ParseResult, http_request,
                                  register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
@@ -511,7 +512,7 @@ class PanSTARRS(Archive):
     def parse(self, raw, batch):
         """Turn `query`'s answers into a `~multilc.collect.ParseResult`."""
         if raw.get("route") == "bulk":
-            return _bulk_parse(self, raw, batch)
+            return memory_released(_bulk_parse(self, raw, batch))
         fmt = raw["format"]
         pieces, failures, dropped = [], [], {}
         for entry in raw["targets"]:

@@ -85,6 +85,7 @@ from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, Respon
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import mag_to_flux
+from multilc.archives._bulk import memory_released
 from multilc.timescales import to_mjd_tdb
 
 __all__ = ["ZTF", "conf", "read_api_file", "read_parquet_file", "FILTERS"]
@@ -469,19 +470,29 @@ class ZTF(Archive):
                     {"objectid": int(batch.objectid[0]), "answer": raw}]}
             return self._parse_api(raw, batch, options, where)
         ti = raw["_target"].to_numpy()
-        return _parse_catalog_rows(raw, options, objectid=batch.objectid[ti],
-                                   separation=raw["_separation_arcsec"].to_numpy() * u.arcsec,
-                                   target_ra=batch.ra[ti], target_dec=batch.dec[ti],
-                                   where=where)
+        return memory_released(_parse_catalog_rows(
+            raw, options, objectid=batch.objectid[ti],
+            separation=raw["_separation_arcsec"].to_numpy() * u.arcsec,
+            target_ra=batch.ra[ti], target_dec=batch.dec[ti], where=where))
 
     def _parse_api(self, raw, batch, options, where):
         from astropy.coordinates import SkyCoord
 
         from multilc.collect.api import ArchiveError, Failure
 
-        pieces, dropped, failures = [], {}, []
+        dropped, failures = {}, []
+        epochs = []            # (objectid, per-epoch arrays) of the readable answers
         position = {int(o): (float(r), float(d))
                     for o, r, d in zip(batch.objectid, batch.ra, batch.dec)}
+
+        def failure(oid, exc):
+            text = str(exc)
+            if not isinstance(exc, ArchiveError) or self.name not in text:
+                text = (f"{self.name}: could not read the answer for objectid {oid}: "
+                        f"{type(exc).__name__}: {text}")
+            return Failure(self.name, [oid], type(exc).__name__, text,
+                           bool(getattr(exc, "transient", False)))
+
         for entry in raw["targets"]:
             oid = int(entry["objectid"])
             if "error" in entry:
@@ -494,27 +505,49 @@ class ZTF(Archive):
                     API_CONTRACT.check(table, objectids=[oid])
                     continue
                 e, drops = _api_epochs(table, where, [oid])
-                n = len(e["oid"])
                 ra, dec = position[oid]
-                sep = SkyCoord(ra * u.deg, dec * u.deg).separation(
-                    SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)).to(u.arcsec)
-                res = _epochs_to_lightcurve(
-                    objectid=np.full(n, oid), oid=e["oid"], band=e["band"], hmjd=e["hmjd"],
-                    mag=e["mag"], magerr=e["magerr"], catflags=e["catflags"],
-                    src_ra=e["ra"], src_dec=e["dec"], separation=sep, options=options,
-                    target_ra=np.full(n, ra), target_dec=np.full(n, dec), where=where)
+                e["separation"] = SkyCoord(ra * u.deg, dec * u.deg).separation(
+                    SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)).to_value(u.arcsec)
             except Exception as exc:  # noqa: BLE001 - this target's failure only
-                text = str(exc)
-                if not isinstance(exc, ArchiveError) or self.name not in text:
-                    text = (f"{self.name}: could not read the answer for objectid {oid}: "
-                            f"{type(exc).__name__}: {text}")
-                failures.append(Failure(self.name, [oid], type(exc).__name__, text,
-                                        bool(getattr(exc, "transient", False))))
+                failures.append(failure(oid, exc))
                 continue
             merge_dropped(dropped, drops)
-            merge_dropped(dropped, res.dropped)
-            if len(res.lc):
-                pieces.append(res.lc)
+            epochs.append((oid, e))
+
+        def convert(group):
+            """One light curve from the epochs of *group* (converted at once)."""
+            n = [len(e["oid"]) for _, e in group]
+            oids = np.repeat([oid for oid, _ in group], n)
+            cat = {k: np.concatenate([e[k] for _, e in group])
+                   for k in ("oid", "band", "hmjd", "mag", "magerr", "catflags", "ra",
+                             "dec", "separation")}
+            return _epochs_to_lightcurve(
+                objectid=oids, oid=cat["oid"], band=cat["band"], hmjd=cat["hmjd"],
+                mag=cat["mag"], magerr=cat["magerr"], catflags=cat["catflags"],
+                src_ra=cat["ra"], src_dec=cat["dec"], separation=cat["separation"] * u.arcsec,
+                options=options,
+                target_ra=np.repeat([position[oid][0] for oid, _ in group], n),
+                target_dec=np.repeat([position[oid][1] for oid, _ in group], n), where=where)
+
+        # The epochs of every readable answer are converted together: one
+        # time-scale conversion and one light curve per batch, not per target.
+        # Should that fail, each target is converted alone so that the
+        # failure stays with the target that caused it.
+        pieces = []
+        if epochs:
+            try:
+                results = [convert(epochs)]
+            except Exception:  # noqa: BLE001 - retried target by target below
+                results = []
+                for oid, e in epochs:
+                    try:
+                        results.append(convert([(oid, e)]))
+                    except Exception as exc:  # noqa: BLE001 - this target's only
+                        failures.append(failure(oid, exc))
+            for res in results:
+                merge_dropped(dropped, res.dropped)
+                if len(res.lc):
+                    pieces.append(res.lc)
         lc = MultiBandLightCurve.concat(pieces) if pieces else MultiBandLightCurve.empty()
         return ParseResult(lc, dropped, failures)
 

@@ -522,32 +522,11 @@ def _message(archive, batch, exc, parsing=False, what=None):
 
 def _with_batch_targets(lc, batch):
     """Fill per-object metadata (label, ra, dec) of *lc* from *batch*."""
-    ds = lc.ds
-    if not ds.sizes["object"]:
-        return lc
-    return _fill_targets(lc, np.asarray(batch.objectid, "int64"),
-                         np.asarray(batch.label, dtype=object),
-                         np.asarray(batch.ra, float), np.asarray(batch.dec, float))
+    from multilc.lightcurve import _with_object_metadata
 
-
-def _fill_targets(lc, ids, labels, ra, dec):
-    ds = lc.ds
-    if not len(ids):
-        return lc
-    order = np.argsort(ids, kind="stable")
-    pos = np.searchsorted(ids[order], ds["objectid"].values)
-    pos = np.clip(pos, 0, len(ids) - 1)
-    found = ids[order][pos] == ds["objectid"].values
-    if not found.any():
-        return lc
-    ds = ds.copy()
-    ds["label"] = ("object", np.where(found, labels[order][pos],
-                                      ds["label"].values).astype(object))
-    ds["ra"] = ("object", np.where(found, ra[order][pos], ds["ra"].values),
-                {"units": "deg"})
-    ds["dec"] = ("object", np.where(found, dec[order][pos], ds["dec"].values),
-                 {"units": "deg"})
-    return MultiBandLightCurve(ds)
+    return _with_object_metadata(lc, np.asarray(batch.objectid, "int64"),
+                                 np.asarray(batch.label, dtype=object),
+                                 np.asarray(batch.ra, float), np.asarray(batch.dec, float))
 
 
 # --------------------------------------------------------------------------- many batches
@@ -762,6 +741,10 @@ def collect(targets, archives="all", *, radius=None, options=None, cache=None,
             log.warning(report.warnings[-1])
         return CollectedDataset(runtime.output_dir, report)
     lc = _concat(pieces, results, report)
+    # the batches' pieces are in *lc* now: let them go before the targets join
+    pieces.clear()
+    for res in results:
+        res.lc = None
     lc = _with_all_targets(lc, sample)
     lc.meta = _provenance(plans, sample)
     lc.report = report
@@ -782,7 +765,11 @@ def _concat(pieces, results, report):
     if not pieces:
         return MultiBandLightCurve.empty()
     try:
-        return MultiBandLightCurve.concat(pieces)
+        # consume: each measurement column of the pieces is freed once joined
+        # (the pieces are not used again; a join that fails does so before
+        # any column is taken, so the search for the culprit below still has
+        # them whole)
+        return MultiBandLightCurve._concat_pieces(pieces, consume=True)
     except Exception:  # noqa: BLE001 - find the culprit below
         pass
     kept = []
@@ -809,22 +796,19 @@ def _with_all_targets(lc, sample):
     Targets no archive returned anything for are kept (with no data), so that
     a result always says which targets were asked.  Labels, positions and
     names (a sample's ``name`` column, or names resolved with
-    ``SkyCoord.from_name``) come from the sample.
+    ``SkyCoord.from_name``) come from the sample.  The measurements are not
+    copied (`multilc.lightcurve._with_object_metadata`).
     """
+    from multilc.lightcurve import _with_object_metadata
+
     coord = sample.coord.icrs
     ids = np.asarray(sample.objectid, dtype="int64")
     if not len(ids):
         return lc
-    base = _targets_lightcurve(sample)
-    if lc.ds.sizes["object"]:
-        lc = _fill_targets(lc, ids, np.asarray(sample.table["label"], dtype=object),
-                           np.asarray(coord.ra.deg, float), np.asarray(coord.dec.deg, float))
-    report, meta = getattr(lc, "report", None), lc.meta
-    out = MultiBandLightCurve.concat([base, lc], duplicates="keep")
-    out.meta = meta
-    if report is not None:
-        out.report = report
-    return out
+    return _with_object_metadata(lc, ids, np.asarray(sample.table["label"], dtype=object),
+                                 np.asarray(coord.ra.deg, float),
+                                 np.asarray(coord.dec.deg, float),
+                                 name=_sample_names(sample), add=True)
 
 
 def _targets_lightcurve(sample):

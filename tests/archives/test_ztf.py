@@ -370,6 +370,50 @@ def test_api_batches_of_several_targets_isolate_each(replay_server, monkeypatch)
     assert lc.objectids_with_data == [1] and len(lc) == 1
 
 
+def test_api_epochs_of_a_batch_are_converted_once(replay_server, monkeypatch):
+    """One conversion (and one light curve) per batch, not per target; when it
+    fails, each target is converted alone and only the culprit fails."""
+    from multilc.archives import ztf
+
+    monkeypatch.setenv("MULTILC_ZTF_API_URL", replay_server.url_for("/api"))
+
+    def handler(request):
+        _, ra, dec, _ = request.args["POS"].split()
+        return _api_csv([(int(float(ra)), 2458300.75 + k, 18.0 + 0.1 * k, 0.05, 0,
+                          ("zg", "zr")[k % 2], float(ra), float(dec)) for k in range(4)])
+
+    replay_server.route("/api", handler=handler)
+    calls = []
+    convert = ztf._epochs_to_lightcurve
+
+    def spy(**kwargs):
+        calls.append(sorted(set(kwargs["objectid"].tolist())))
+        if fail_on is not None and fail_on in calls[-1]:
+            raise FloatingPointError("a bad epoch")
+        return convert(**kwargs)
+
+    monkeypatch.setattr(ztf, "_epochs_to_lightcurve", spy)
+    fail_on = None
+    options = {"ztf": {"route": "api", "chunk_size": 3}}
+    lc = multilc.collect(TARGETS, archives=["ztf"], cache=False, options=options, **FAST)
+    assert lc.report.ok and calls == [[1, 2, 3]]
+    assert list(lc.objectids_with_data) == [1, 2, 3] and len(lc.time) == 12
+    # the same fluxes as converting each target alone
+    alone = [multilc.collect(TARGETS[i:i + 1], archives=["ztf"], cache=False,
+                             options=options, **FAST) for i in range(3)]
+    np.testing.assert_array_equal(lc.flux.to_value(u.mJy),
+                                  np.concatenate([a.flux.to_value(u.mJy) for a in alone]))
+    np.testing.assert_array_equal(lc.time.mjd, np.concatenate([a.time.mjd for a in alone]))
+
+    calls.clear()
+    fail_on = 2
+    lc = multilc.collect(TARGETS, archives=["ztf"], cache=False, options=options, **FAST)
+    assert calls == [[1, 2, 3], [1], [2], [3]]
+    assert [f.objectids for f in lc.report.failures] == [[2]]
+    assert "a bad epoch" in lc.report.failures[0].message
+    assert list(lc.objectids_with_data) == [1, 3]
+
+
 def test_bulk_rows_outside_the_contract_are_dropped_and_counted(tmp_path):
     import pyarrow.parquet as pq
 
@@ -416,3 +460,43 @@ def test_api_answer_cached_by_an_older_version_still_parses():
     text = _api_csv([(1, 2458300.75, 18.0, 0.05, 0, "zg", 150.0, 2.0)])
     res = arch.parse(text, batch)
     assert len(res.lc) == 1 and not res.failures
+
+
+def test_api_requests_of_a_worker_share_one_session(replay_server, monkeypatch):
+    """Each engine worker thread keeps one requests.Session per archive for
+    all its requests (so that real archives' kept-alive connections and TLS
+    sessions are reused; the werkzeug stand-in itself closes every
+    connection), and the engine closes them when the run ends."""
+    from multilc.collect import api
+
+    monkeypatch.setenv("MULTILC_ZTF_API_URL", replay_server.url_for("/api"))
+    replay_server.route("/api", handler=lambda request: API_HEADER + "\n")
+    made, used = [], []
+    real_session = api.http_session
+
+    def counting_session(timeout=None):
+        session = real_session(timeout)
+        made.append(session)
+        real_close, real_request = session.close, session.request
+
+        def close():
+            session.closed_by_engine = True
+            real_close()
+
+        def request(*args, **kwargs):
+            used.append(session)
+            return real_request(*args, **kwargs)
+        session.close, session.request = close, request
+        return session
+
+    monkeypatch.setattr(api, "http_session", counting_session)
+    targets = SkyCoord(np.arange(6) * 10.0 * u.deg, np.zeros(6) * u.deg)
+    for concurrency in (1, 2):
+        made.clear()
+        used.clear()
+        lc = multilc.collect(targets, archives=["ztf"], cache=False, options={
+            "ztf": {"route": "api", "concurrency": concurrency}}, **FAST)
+        assert lc.report.ok and len(used) == 6
+        assert 1 <= len(made) <= concurrency
+        assert {id(s) for s in used} == {id(s) for s in made}
+        assert all(getattr(s, "closed_by_engine", False) for s in made)

@@ -286,3 +286,40 @@ def test_hive_through_local_s3_server(tmp_path):
     assert sorted(np.asarray(got["flux"]).astype(int).tolist()) == [0, 1, 2, 3]
     assert all(r.startswith("multilc-test/cats/cat.parquet") for r, _, _ in opens)
     assert set(opens.values()) == {1}
+
+
+def test_hive_discovery_shared_and_renewed_when_the_catalog_changes(tmp_path, monkeypatch):
+    """``_metadata`` is read once per process for a catalog, by any number of
+    HiveCatalog objects; a local catalog rewritten in place is read anew."""
+    monkeypatch.setattr(hats, "_discovered", {})
+    ra, dec = _sky(500, 21)
+    root = tmp_path / "cat.parquet"
+
+    def write(flux):
+        table = catalogs.unwise_table(ra, dec, mjd=np.full(len(ra), 57000.0),
+                                      flux=flux, dflux=np.ones(len(ra)),
+                                      band=np.ones(len(ra), int))
+        catalogs.write_hive_catalog(table, root, order=3)
+
+    write(np.arange(len(ra), dtype=float))
+    reads = []
+    real = hats.HiveCatalog._discover
+    monkeypatch.setattr(hats.HiveCatalog, "_discover",
+                        lambda self: reads.append(self.url) or real(self))
+    first = [hats.crossmatch(hats.HiveCatalog(root, order=3), ra[:3], dec[:3],
+                             1 * u.arcsec, ["flux"]) for _ in range(3)]
+    assert len(reads) == 1
+    def by_target(t):
+        return np.asarray(t["flux"])[np.argsort(np.asarray(t["_target"]))].tolist()
+
+    assert all(by_target(t) == [0.0, 1.0, 2.0] for t in first)
+    import os
+    import time
+
+    time.sleep(0.01)
+    write(np.arange(len(ra), dtype=float) + 100)   # same path, new content
+    os.utime(root / "_metadata", ns=(time.time_ns(), time.time_ns()))
+    again = hats.crossmatch(hats.HiveCatalog(root, order=3), ra[:3], dec[:3],
+                            1 * u.arcsec, ["flux"])
+    assert len(reads) == 2
+    assert by_target(again) == [100.0, 101.0, 102.0]
