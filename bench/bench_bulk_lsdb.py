@@ -248,7 +248,7 @@ def main():
                         same.append(compare_pairs(os.path.join(tmp, "multilc.npz"),
                                                   os.path.join(tmp, "lsdb.npz"), args.radius))
 
-                    def stat(engine, key):
+                    def stat(engine, key, res=res):
                         v = [r[key] for r in res[engine]]
                         return min(v), statistics.median(v)
 

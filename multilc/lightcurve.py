@@ -132,7 +132,7 @@ _REPORT_ATTR = "multilc_report"
 def _as_1d(name, values, n=None, dtype=None):
     arr = np.asarray(values, dtype=dtype)
     if arr.ndim == 0:
-        arr = np.full(n if n is not None else 1, arr.item() if dtype != object else arr)
+        arr = np.full(n if n is not None else 1, arr.item() if dtype is not object else arr)
     if arr.ndim != 1:
         raise LightCurveError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if n is not None and len(arr) != n:
@@ -2656,7 +2656,7 @@ def _concat_columns(dss, consume=False):
     band_table = {str(name): {v: band_vals[v][i] for v in _BAND_VARS}
                   for name, i in zip(ub, bfirst)}
     differs = np.zeros(len(band_all), bool)
-    for v, vals in band_vals.items():
+    for vals in band_vals.values():
         ref = vals[bfirst][binv]
         if vals.dtype.kind == "f":
             differs |= ~np.isclose(vals, ref, equal_nan=True)

@@ -57,7 +57,7 @@ def built(tmp_path_factory):
 def test_every_offline_example_runs(built):
     runs, _, _ = built
     assert {TUTORIAL, NOTEBOOK} <= set(runs)   # and the figure gallery
-    for page, run in runs.items():
+    for run in runs.values():
         assert run.failed == 0, run.report
     # Guards against prompts being lost: the pages hold this many examples.
     assert runs[TUTORIAL].attempted >= 80

@@ -84,7 +84,7 @@ def test_flux_density_per_wavelength_uses_band_wavelength():
 def test_instrumental_bands_never_mjy(lc, tess_lc):
     both = MultiBandLightCurve.concat([lc, tess_lc])
     with pytest.raises(u.UnitsError, match="tess:TESS"):
-        both.flux
+        _ = both.flux
     with pytest.raises(u.UnitsError, match="tess:TESS"):
         both.get_flux(u.Jy)
     assert tess_lc.flux.unit == u.electron / u.s
@@ -320,7 +320,7 @@ def test_empty():
 def _random_pieces(seed, n_pieces=6):
     rng = np.random.default_rng(seed)
     pieces = []
-    for k in range(n_pieces):
+    for _ in range(n_pieces):
         n = int(rng.integers(5, 40))
         oid = rng.choice([1, 2, 3, 4, 5, 6, 7, 8], n)
         band = rng.choice(["ztf:g", "ztf:r"], n)

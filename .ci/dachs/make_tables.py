@@ -231,7 +231,7 @@ def make_gaia_source(shared, out, n_random=2000, n_neighbours=20):
         import hpgeom
     except ImportError as exc:  # pragma: no cover - environment problem
         raise SystemExit("tap_server tables: hpgeom is needed for Gaia source_id "
-                         f"(pip install hpgeom): {exc}")
+                         f"(pip install hpgeom): {exc}") from exc
     rng = np.random.default_rng(SEED_GAIA)
     targets = read_targets(shared)
     ra, dec, kind = [], [], []

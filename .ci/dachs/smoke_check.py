@@ -30,8 +30,9 @@ def count_rows(tap_url, table):
     rows = list(csv.reader(io.StringIO(text)))
     try:
         return int(rows[1][0])
-    except (IndexError, ValueError):
-        raise RuntimeError(f"unexpected answer from {tap_url}/sync for {table}: {text[:500]!r}")
+    except (IndexError, ValueError) as exc:
+        raise RuntimeError(
+            f"unexpected answer from {tap_url}/sync for {table}: {text[:500]!r}") from exc
 
 
 def main(argv):

@@ -322,7 +322,7 @@ def epoch_table_from_raw(raw):
                 raise ResponseError(f"source {source[i]} has {n} {tcol} values but "
                                     f"{len(fluxes[i])} {fcol} values", archive=NAME)
 
-            def get(cells, fill):
+            def get(cells, fill, i=i, n=n):
                 return cells[i] if cells is not None and len(cells[i]) == n else np.full(n, fill)
 
             out["source_id"].append(np.full(n, source[i]))

@@ -399,7 +399,8 @@ class _HeasarcTAP(Archive):
 
 
 def _raise_if_html(session, archive, batch, exc):
-    """Raise `~multilc.collect.api.HTMLPageError` (retried once) when the service sent an HTML page."""
+    """Raise `~multilc.collect.api.HTMLPageError` (retried once) when the service sent
+    an HTML page."""
     html = html_answer_of(session, archive=archive, what="TAP answer",
                           objectids=batch.objectid.tolist())
     if html is not None:

@@ -245,7 +245,8 @@ def _table_from_json(text, objectids=None, what="answer"):
             units[col["name"]] = str(col["unit"])
     for row in data:
         if not isinstance(row, list) or len(row) != len(names):
-            raise ResponseError(f"{what}: a JSON data row has {len(row) if isinstance(row, list) else 'no'} "
+            have = len(row) if isinstance(row, list) else "no"
+            raise ResponseError(f"{what}: a JSON data row has {have} "
                                 f"values for {len(names)} columns", archive=NAME,
                                 objectids=objectids)
     table = Table()

@@ -428,8 +428,8 @@ class ZTF(Archive):
             who = [int(batch.objectid[i])]
             params = {"POS": f"CIRCLE {ra:.9f} {dec:.9f} {radius}",
                       "BANDNAME": ",".join(batch.options["bands"]), "FORMAT": "csv"}
-            resp = http_request(self, batch.subset(np.arange(len(batch)) == i), "GET", self.setting("api_url"), params=params,
-                                timeout=self.timeout)
+            resp = http_request(self, batch.subset(np.arange(len(batch)) == i), "GET",
+                                self.setting("api_url"), params=params, timeout=self.timeout)
             text = resp.text
             if looks_like_html(text) or text.lstrip().startswith("<"):
                 title = html_title(text)

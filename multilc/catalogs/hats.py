@@ -1057,4 +1057,3 @@ def crossmatch(catalog, ra, dec, radius, columns, *, workers=2, max_targets=None
     if not pieces:
         return catalog._empty(catalog._columns(columns))
     return pa.concat_tables(pieces)
-

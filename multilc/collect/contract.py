@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import re
 from typing import Any
 
 import numpy as np

@@ -571,7 +571,8 @@ def _standard_table(entry: LiteratureSample, raw: Table) -> QTable:
         )
         if entry.positions.startswith("SDSS designation"):
             if sdss is None:
-                raise SampleFetchError(f"VizieR {entry.query}: no SDSS column to read positions from")
+                raise SampleFetchError(
+                    f"VizieR {entry.query}: no SDSS column to read positions from")
             ra_dec = [position_from_designation(x) for x in names]
             out["ra"] = np.array([p[0] for p in ra_dec]) * u.deg
             out["dec"] = np.array([p[1] for p in ra_dec]) * u.deg

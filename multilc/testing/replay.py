@@ -566,4 +566,3 @@ def _html_error_page(code: int) -> Response:
         reason = "Error"
     return Response(_HTML_PAGE.format(code=code, reason=reason), status=code,
                     content_type="text/html; charset=utf-8")
-

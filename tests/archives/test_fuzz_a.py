@@ -348,7 +348,7 @@ def test_fuzz_ztf(tmp_path):
     for k in range(N_CASES):
         if k % 3 == 0:
             rows = mutate_arrow(good_rows, rng)
-            outcomes[run_case(lambda: arch.parse(rows, bulk_batch))] += 1
+            outcomes[run_case(lambda rows=rows: arch.parse(rows, bulk_batch))] += 1
         elif k % 10 == 1:
             # a DR parquet file, bytes damaged: the file reader's typed errors
             import pyarrow.parquet as pq
@@ -365,10 +365,10 @@ def test_fuzz_ztf(tmp_path):
                 b = b[:int(rng.integers(0, len(b)))]
             path = tmp_path / f"case{k}.parquet"
             path.write_bytes(bytes(b))
-            outcomes[run_case(lambda: ztf.read_parquet_file(path))] += 1
+            outcomes[run_case(lambda path=path: ztf.read_parquet_file(path))] += 1
         else:
             text = mutate_text(good_csv, rng)
-            outcomes[run_case(lambda: arch.parse(
+            outcomes[run_case(lambda text=text: arch.parse(
                 {"route": "api", "targets": [{"objectid": 1, "answer": text}]},
                 api_batch))] += 1
     _report("ztf", outcomes)
@@ -427,7 +427,7 @@ def test_fuzz_panstarrs(tmp_path):
             path = tmp_path / f"case{k}.{ {'votable': 'xml'}.get(fmt, fmt)}"
             path.write_bytes(mutate_text(det_text, rng, kind=fmt).encode("utf-8",
                                                                          "surrogatepass"))
-            outcomes[run_case(lambda: panstarrs.read_detection_file(path))] += 1
+            outcomes[run_case(lambda path=path: panstarrs.read_detection_file(path))] += 1
             continue
         if k % 5 == 0:
             mean_text = mutate_text(mean_text, rng, kind=fmt)
@@ -436,7 +436,7 @@ def test_fuzz_panstarrs(tmp_path):
         raw = {"route": "service", "format": fmt, "targets": [
             {"objectid": 1, "ra": 150.0, "dec": 2.0, "mean": mean_text,
              "detections": {PS1_OBJ: det_text}, "error": None}]}
-        outcomes[run_case(lambda: arch.parse(raw, batch))] += 1
+        outcomes[run_case(lambda raw=raw: arch.parse(raw, batch))] += 1
     _report("panstarrs", outcomes)
 
 
@@ -464,7 +464,8 @@ def test_fuzz_hcv(tmp_path):
             path = tmp_path / f"case{k}.csv"
             path.write_bytes(mutate_text(lc_text, rng).encode("utf-8", "surrogatepass"))
             coord = SkyCoord(150.0 * u.deg, 2.0 * u.deg)
-            outcomes[run_case(lambda: hcv.read_hcv_file(path, coord=coord))] += 1
+            outcomes[run_case(
+                lambda path=path, coord=coord: hcv.read_hcv_file(path, coord=coord))] += 1
             continue
         if k % 4 == 0:
             summary = mutate_text(summary, rng)
@@ -472,7 +473,7 @@ def test_fuzz_hcv(tmp_path):
             lc_text = mutate_text(lc_text, rng)
         raw = {"targets": [{"objectid": 1, "ra": 150.0, "dec": 2.0, "label": "",
                             "summary": summary, "lightcurves": {1905457: lc_text}}]}
-        outcomes[run_case(lambda: arch.parse(raw, batch))] += 1
+        outcomes[run_case(lambda raw=raw: arch.parse(raw, batch))] += 1
     _report("hcv", outcomes)
 
 
@@ -504,8 +505,8 @@ def test_fuzz_wise():
     for k in range(N_CASES):
         if k % 2:
             t = mutate_arrow(good_u, rng)
-            outcomes[run_case(lambda: unwise.parse(t, ub))] += 1
+            outcomes[run_case(lambda t=t: unwise.parse(t, ub))] += 1
         else:
             t = mutate_arrow(good_n, rng)
-            outcomes[run_case(lambda: neowise.parse(t, nb))] += 1
+            outcomes[run_case(lambda t=t: neowise.parse(t, nb))] += 1
     _report("wise", outcomes)

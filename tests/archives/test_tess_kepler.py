@@ -4,13 +4,13 @@ Light-curve files are written at test time in the mission layout (primary
 header TELESCOP/MISSION/OBJECT/TICID|KEPLERID/SECTOR|QUARTER|CAMPAIGN/
 RA_OBJ/DEC_OBJ; extension LIGHTCURVE with TIME, TIMECORR, CADENCENO,
 SAP_FLUX(_ERR), PDCSAP_FLUX(_ERR), QUALITY|SAP_QUALITY and BJDREFI/BJDREFF/
-TIMESYS/TIMEREF/TIMEUNIT).  The service route runs against `multilc.testing.mast.MastStandin`: the MAST
-API (Mast.Caom.Crossmatch, Mast.Caom.Products with paging and long polling)
+TIMESYS/TIMEREF/TIMEUNIT).  The service route runs against
+`multilc.testing.mast.MastStandin`: the MAST API (Mast.Caom.Crossmatch,
+Mast.Caom.Products with paging and long polling)
 and file downloads on a `multilc.testing.ReplayServer`; the tests assert on
 what the reader sent (request counts, JSON request bodies) and compare values
 with numbers computed here or by lightkurve's own reader.
 """
-import json
 import math
 import sys
 import warnings
@@ -491,7 +491,8 @@ def test_transient_download_fault_is_retried(mast, tmp_path, replay_server):
     ra, dec, obs = _tess_targets(tmp_path)
     standin = mast(obs)
     replay_server.faults("/api/v0.1/Download/file",
-                         [Fault.status(503), Fault.truncated(fraction=0.5, declare_full_length=True)])
+                         [Fault.status(503),
+                          Fault.truncated(fraction=0.5, declare_full_length=True)])
     lc = _collect(SkyCoord([ra] * u.deg, [dec] * u.deg), ["tess"], radius=2 * u.arcsec)
     assert lc.report.ok
     np.testing.assert_allclose(lc.flux.value, [1000.0, 990.0])

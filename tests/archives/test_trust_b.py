@@ -33,9 +33,9 @@ GAIA_FAST = dict(FAST, cache=False)
 
 
 # --------------------------------------------------------------------------- HEASARC
-def _answer_with(catalogs, seen, change):
+def _answer_with(cats, queries, change):
     """The stand-in's join, then *change*(result) applied to the VOTable columns."""
-    base = make_answer(catalogs, seen)
+    base = make_answer(cats, queries)
 
     def answer(query, uploads, maxrec):
         result = base(query, uploads, maxrec)
@@ -50,8 +50,8 @@ def _arcsec(result, query):
         result["error_radius"].unit = u.arcsec
 
 
-def test_heasarc_declared_arcsec_error_radius_is_converted(replay_server, catalogs, seen,
-                                                           monkeypatch, offline_iers):
+def test_heasarc_declared_arcsec_error_radius_is_converted(replay_server, catalogs, seen,  # noqa: F811 -- imported fixtures
+                                                           monkeypatch, offline_iers):  # noqa: F811 -- imported fixtures
     service = TAPStandin(replay_server, _answer_with(catalogs, seen, _arcsec))
     monkeypatch.setenv("MULTILC_HEASARC_TAP_URL", service.url)
     targets = _targets(catalogs)
@@ -65,8 +65,8 @@ def test_heasarc_declared_arcsec_error_radius_is_converted(replay_server, catalo
     assert sorted(got_events(lc, "heasarc.bepposax")) == sorted(expected)
 
 
-def test_heasarc_incompatible_unit_fails_that_archive_only(replay_server, catalogs, seen,
-                                                           monkeypatch, offline_iers):
+def test_heasarc_incompatible_unit_fails_that_archive_only(replay_server, catalogs, seen,  # noqa: F811 -- imported fixtures
+                                                           monkeypatch, offline_iers):  # noqa: F811 -- imported fixtures
     def seconds(result, query):
         if "saxgrbmgrb" in query:
             result["error_radius"].unit = u.s
@@ -86,7 +86,7 @@ def test_heasarc_incompatible_unit_fails_that_archive_only(replay_server, catalo
         multilc.collect(targets, archives="heasarc.fermi_gbm", **FAST), "heasarc.fermi_gbm")
 
 
-def test_heasarc_sentinels_and_out_of_range_rows_are_counted(catalogs, offline_iers):
+def test_heasarc_sentinels_and_out_of_range_rows_are_counted(catalogs, offline_iers):  # noqa: F811 -- imported fixtures
     targets = _targets(catalogs, n_near=30, n_random=0)
     batch = Batch("heasarc.bepposax", 0, np.asarray(targets["objectid"], "int64"),
                   _values(targets["ra"]), _values(targets["dec"]),
@@ -117,8 +117,8 @@ def test_heasarc_sentinels_and_out_of_range_rows_are_counted(catalogs, offline_i
     assert np.all((mjd > MJD_RANGE[0]) & (mjd < MJD_RANGE[1]))
 
 
-def test_heasarc_icecube_log_energies_are_not_stored_as_gev(replay_server, catalogs, seen,
-                                                            monkeypatch, offline_iers):
+def test_heasarc_icecube_log_energies_are_not_stored_as_gev(replay_server, catalogs, seen,  # noqa: F811 -- imported fixtures
+                                                            monkeypatch, offline_iers):  # noqa: F811 -- imported fixtures
     def log10(result, query):
         if "event_energy" in result.colnames:
             result["event_energy"] = np.log10(np.asarray(result["event_energy"]))
@@ -144,8 +144,8 @@ FAULT_IDS = ["429", "500", "502", "503", "cut", "cut-same-length", "reset", "han
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
-def test_heasarc_fault_served_once_changes_nothing(tap, catalogs, replay_server, fault,
-                                                   offline_iers):
+def test_heasarc_fault_served_once_changes_nothing(tap, catalogs, replay_server, fault,  # noqa: F811 -- imported fixtures
+                                                   offline_iers):  # noqa: F811 -- imported fixtures
     targets = _targets(catalogs, n_near=10, n_random=0)
     clean = multilc.collect(targets, archives="heasarc.bepposax", cache=False, **FAST)
     replay_server.faults("/tap/sync", [fault])
@@ -157,8 +157,8 @@ def test_heasarc_fault_served_once_changes_nothing(tap, catalogs, replay_server,
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
-def test_heasarc_fault_served_always_costs_one_chunk(tap, catalogs, replay_server, fault,
-                                                     offline_iers):
+def test_heasarc_fault_served_always_costs_one_chunk(tap, catalogs, replay_server, fault,  # noqa: F811 -- imported fixtures
+                                                     offline_iers):  # noqa: F811 -- imported fixtures
     targets = _targets(catalogs, n_near=20, n_random=0)
     first, second = targets[:10], targets[10:]
     # concurrency 1: the first chunk's request (and its retries) meet the faults
@@ -175,8 +175,8 @@ def test_heasarc_fault_served_always_costs_one_chunk(tap, catalogs, replay_serve
 
 
 # --------------------------------------------------------------------------- Gaia
-def test_gaia_one_bad_product_costs_its_source_only(services, monkeypatch):
-    server, tap, calls = services
+def test_gaia_one_bad_product_costs_its_source_only(services, monkeypatch):  # noqa: F811 -- imported fixtures
+    server, _, _ = services
     bad_sid = SOURCES[3][0]
 
     def datalink(request):
@@ -203,8 +203,8 @@ def test_gaia_one_bad_product_costs_its_source_only(services, monkeypatch):
     assert set(lc.objectids_with_data) == {11}
 
 
-def test_gaia_truncated_zip_is_retried(services):
-    server, tap, calls = services
+def test_gaia_truncated_zip_is_retried(services):  # noqa: F811 -- imported fixtures
+    server, _, _ = services
     clean = multilc.collect(gaia_targets(), archives="gaia",
                             options={"gaia": {"route": "service"}}, **GAIA_FAST)
     server.faults("/data-server/data", [Fault.truncated(fraction=0.7,
@@ -217,8 +217,8 @@ def test_gaia_truncated_zip_is_retried(services):
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULT_IDS)
 @pytest.mark.parametrize("path", ["/tap-server/tap/sync", "/data-server/data"])
-def test_gaia_fault_served_once_changes_nothing(services, fault, path):
-    server, tap, calls = services
+def test_gaia_fault_served_once_changes_nothing(services, fault, path):  # noqa: F811 -- imported fixtures
+    server, _, _ = services
     clean = multilc.collect(gaia_targets(), archives="gaia",
                             options={"gaia": {"route": "service"}}, **GAIA_FAST)
     server.faults(path, [fault])
@@ -356,7 +356,7 @@ def _check_outcome(fn, outcomes, check_values):
     check_values(value)
 
 
-def test_fuzz_heasarc_grb_answers(catalogs, offline_iers):
+def test_fuzz_heasarc_grb_answers(catalogs, offline_iers):  # noqa: F811 -- imported fixtures
     rng = np.random.default_rng(2026)
     targets = _targets(catalogs, n_near=20, n_random=0)
     batch = Batch("heasarc.bepposax", 0, np.asarray(targets["objectid"], "int64"),

@@ -705,7 +705,7 @@ def _hammer_checkpoint(folder, worker, rounds, out):
 
     store = CheckpointStore(folder)
     bad = 0
-    for i in range(rounds):
+    for _ in range(rounds):
         n = 5 + worker
         lc = MultiBandLightCurve.from_arrays(
             np.ones(n, "int64"), ["ztf:g"] * n,

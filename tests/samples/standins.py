@@ -99,7 +99,8 @@ def ned_votable(refcode, objects):
 <COOSYS ID="J2000" equinox="2000." epoch="2000." system="eq_FK5" />
 </DEFINITIONS>
 <RESOURCE type="results">
-<DESCRIPTION>Results from query to NASA/IPAC Extragalactic Database (NED) [local stand-in]</DESCRIPTION>
+<DESCRIPTION>Results from query to NASA/IPAC Extragalactic Database (NED) \
+[local stand-in]</DESCRIPTION>
 <INFO name="QUERY_STATUS" value="OK"/>
 <TABLE ID="NED_MainTable" name="Main Information Table for object(s) in publication {ref}">
 <PARAM name="Equinox" datatype="char" arraysize="*" ucd="time.equinox" value="J2000.0"/>
@@ -155,8 +156,8 @@ DE_FIELD = {"name": "_DEJ2000", "ucd": "pos.eq.dec", "ref": "J2000", "datatype":
 SIMBAD_FIELDS = [
     {"ID": "main_id", "arraysize": "*", "datatype": "char", "name": "main_id",
      "ucd": "meta.id;meta.main"},
-    {"ID": "ra", "datatype": "double", "name": "ra", "precision": "10", "ucd": "pos.eq.ra;meta.main",
-     "unit": "deg", "width": "13"},
+    {"ID": "ra", "datatype": "double", "name": "ra", "precision": "10",
+     "ucd": "pos.eq.ra;meta.main", "unit": "deg", "width": "13"},
     {"ID": "dec", "datatype": "double", "name": "dec", "precision": "10",
      "ucd": "pos.eq.dec;meta.main", "unit": "deg", "width": "13"},
     {"ID": "coo_err_maj", "datatype": "float", "name": "coo_err_maj", "unit": "mas",
@@ -180,7 +181,10 @@ def simbad_votable(bibcode, objects):
     rows = [[name, f"{ra:.10f}", f"{dec:.10f}", 50.0, 40.0, 90, "O", "2020yCat.1350....0G",
              bibcode, 1] for name, ra, dec in objects]
     return f"""<?xml version="1.0" encoding="utf-8"?>
-<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.ivoa.net/xml/VOTable/v1.3 http://www.ivoa.net/xml/VOTable/VOTable-1.4.xsd">
+<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" \
+xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+xsi:schemaLocation="http://www.ivoa.net/xml/VOTable/v1.3 \
+http://www.ivoa.net/xml/VOTable/VOTable-1.4.xsd">
  <RESOURCE type="results">
   <INFO name="QUERY_STATUS" value="OK"/>
   <TABLE ID="result_S1" name="result_S1">
@@ -199,7 +203,11 @@ def simbad_votable(bibcode, objects):
 def tap_capabilities(base_url, hard_limit=2000000):
     """A VOSI capabilities document declaring a TAP service and its output limit."""
     return f"""<?xml version="1.0" encoding="utf-8"?>
-<cap:capabilities xmlns:cap="http://www.ivoa.net/xml/VOSICapabilities/v1.0" xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0" xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<cap:capabilities xmlns:cap="http://www.ivoa.net/xml/VOSICapabilities/v1.0" \
+xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0" \
+xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" \
+xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" \
+xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
   <capability standardID="ivo://ivoa.net/std/VOSI#capabilities">
     <interface role="std" xsi:type="vs:ParamHTTP">
       <accessURL use="full">{escape(base_url)}/capabilities</accessURL>

@@ -309,7 +309,8 @@ def test_list_samples(services):
     table = list_samples()
     assert table["cached"].tolist().count(True) == 1
     row = table[list(table["name"]).index("yang2018")]
-    assert (row["label"], row["bibcode"], row["service"]) == ("Yang 18", "2018ApJ...862..109Y", "ned")
+    assert (row["label"], row["bibcode"], row["service"]) == (
+        "Yang 18", "2018ApJ...862..109Y", "ned")
     expected_labels = {"Yang 18", "LaMassa 15", "MacLeod 16", "Ruan 16", "MacLeod 19",
                        "Sheng 20", "Green 22", "Lyu 22", "Lopez-Navas 22", "Hon 22"}
     assert set(table["label"]) == expected_labels

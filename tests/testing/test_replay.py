@@ -130,7 +130,7 @@ def test_truncated_with_full_length_is_an_incomplete_read(replay_server):
     replay_server.route("/table.vot", VOTABLE_BODY, content_type="application/x-votable+xml")
     replay_server.faults("/table.vot", [Fault.truncated(fraction=0.5)])
     with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
-        requests.get(replay_server.url + "/table.vot", timeout=5).content
+        _ = requests.get(replay_server.url + "/table.vot", timeout=5).content
     assert requests.get(replay_server.url + "/table.vot", timeout=5).content == VOTABLE_BODY
 
 
