@@ -877,10 +877,10 @@ class MultiBandLightCurve:
             ``meta`` is the union of the pieces' meta (the first piece wins
             for a key set differently); the collection reports are merged.
         """
-        return cls._concat_pieces(pieces, duplicates=duplicates)
+        return cls._concat_pieces(pieces, duplicates=duplicates, stacklevel=4)
 
     @classmethod
-    def _concat_pieces(cls, pieces, *, duplicates="warn", consume=False):
+    def _concat_pieces(cls, pieces, *, duplicates="warn", consume=False, stacklevel=3):
         """`concat`; with *consume*, the pieces' measurements are freed as they
         are joined and the pieces must not be used again (the collection
         engine's join of a run's batches; see `_concat_columns`)."""
@@ -922,11 +922,14 @@ class MultiBandLightCurve:
             out._attrs[_REPORT_ATTR] = json.dumps(_merge_reports(
                 [json.loads(r._attrs[_REPORT_ATTR]) for r in reports]), default=str)
         if duplicates != "keep":
-            out = out._handle_duplicates(duplicates)
+            out = out._handle_duplicates(duplicates, stacklevel=stacklevel)
         return out
 
-    def _handle_duplicates(self, mode):
-        """Find repeated measurements/events; warn, drop or raise (see `concat`)."""
+    def _handle_duplicates(self, mode, stacklevel=3):
+        """Find repeated measurements/events; warn, drop or raise (see `concat`).
+
+        *stacklevel* is the warning's (3: the caller of this method's caller).
+        """
         cols = self._columns()
         dup_obs = _duplicate_rows(
             [cols["obs_object"], cols["obs_band"], cols["time"], cols["flux"]]
@@ -947,7 +950,7 @@ class MultiBandLightCurve:
             warnings.warn(f"concat: {what} appear more than once (same object, band, "
                           "time and flux) and were kept; pass duplicates='drop' to keep "
                           "one of each, or duplicates='keep' to silence this",
-                          DuplicateDataWarning, stacklevel=3)
+                          DuplicateDataWarning, stacklevel=stacklevel)
             return self
         keep_obs, keep_ev = ~dup_obs, ~dup_ev
         new = {}
