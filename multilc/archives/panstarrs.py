@@ -76,7 +76,7 @@ from pathlib import Path
 import numpy as np
 from astropy import config as _config
 from astropy import units as u
-from astropy.coordinates import SkyCoord
+from astropy.coordinates import SkyCoord, angular_separation
 from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
@@ -84,9 +84,9 @@ from multilc.archives._bulk import memory_released
 from multilc.collect.api import (Archive, HTMLPageError, ParseResult, http_request,
                                  register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, failure_of, html_title,
-                                      looks_like_html, merge_dropped, run_per_target,
-                                      table_from_text)
+                                      TruncatedResponse, check_text_complete, failure_of,
+                                      html_title, looks_like_html, merge_dropped,
+                                      run_per_target, table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import jansky_to_flux
@@ -316,6 +316,26 @@ def _check(contract, content, fmt, objectids, what):
     return contract.check(table, objectids=objectids, units=units)
 
 
+def _check_cut_off(content, fmt, objectids, what):
+    """Raise `TruncatedResponse` (or the whole-page error) for a cut-off answer.
+
+    What the query needs to know before the target is let go; `parse` checks
+    the rows against the contract.  A CSV answer is not parsed for this (a
+    last row cut short, and the row count, are visible in the text: PS1 CSV
+    cells hold numbers, never line breaks); JSON and VOTable answers are.
+    """
+    if fmt != "csv":
+        _check(DETECTION_CONTRACT, content, fmt, objectids, what)
+        return
+    check_text_complete(content, archive=NAME, what=what, objectids=objectids)
+    rows = sum(1 for line in content.splitlines()[1:] if line.strip())
+    if rows >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
+                            f"pagesize {PAGE_SIZE}); more rows may exist and are not "
+                            "taken as the whole answer: use a smaller radius",
+                            archive=NAME, objectids=objectids)
+
+
 def _sniff_format(path, content):
     fmt = _SUFFIX_FORMATS.get(Path(path).suffix.lower()) if path else None
     if fmt:
@@ -473,7 +493,7 @@ class PanSTARRS(Archive):
                           "columns": "[" + ",".join(DETECTION_COLUMNS) + "]"}
                 text = self._get(session, mine, "detection", params, fmt, oid)
                 # Check now: a cut-off answer is retried while the target is in hand.
-                _check(DETECTION_CONTRACT, text, fmt, [oid], "detection table")
+                _check_cut_off(text, fmt, [oid], "detection table")
                 detections[int(obj_id)] = text
             return {"mean": mean, "detections": detections}
 
@@ -489,22 +509,29 @@ class PanSTARRS(Archive):
                 "incomplete": any(a["error"] for a in answers)}
 
     def _matched_objects(self, mean_text, fmt, ra, dec, objectid, dropped=None):
-        """Objects of a mean-table cone answer within the radius, nearest first."""
+        """Objects of a mean-table cone answer within the radius, nearest first.
+
+        A structured array with ``objID``, ``raMean``, ``decMean`` [deg] and
+        ``sep`` [arcsec] (plain numpy: this runs twice per target, in the
+        query and the parse).
+        """
         checked = _check(MEAN_CONTRACT, mean_text, fmt, [objectid], "mean-object cone answer")
-        if checked is None or not len(checked):
-            if checked is not None and dropped is not None:
-                merge_dropped(dropped, checked.dropped)
-            return Table({"objID": np.zeros(0, "int64"), "raMean": np.zeros(0),
-                          "decMean": np.zeros(0), "sep": np.zeros(0)})
-        if dropped is not None:
+        if checked is not None and dropped is not None:
             merge_dropped(dropped, checked.dropped)
-        target = SkyCoord(ra * u.deg, dec * u.deg)
-        obj = SkyCoord(checked["raMean"] * u.deg, checked["decMean"] * u.deg)
-        sep = target.separation(obj).to(u.arcsec)
-        out = Table({"objID": checked["objID"], "raMean": checked["raMean"],
-                     "decMean": checked["decMean"], "sep": sep.value})
+        n = 0 if checked is None else len(checked)
+        out = np.zeros(n, dtype=[("objID", "int64"), ("raMean", "float64"),
+                                 ("decMean", "float64"), ("sep", "float64")])
+        if not n:
+            return out
+        out["objID"] = checked["objID"]
+        out["raMean"] = checked["raMean"]
+        out["decMean"] = checked["decMean"]
+        # astropy's angular separation (Vincenty), as SkyCoord.separation uses
+        out["sep"] = np.degrees(angular_separation(
+            np.radians(ra), np.radians(dec), np.radians(out["raMean"]),
+            np.radians(out["decMean"]))) * 3600.0
         out = out[out["sep"] <= self.radius.to_value(u.arcsec) * (1 + 1e-9)]
-        out.sort("sep")
+        out = out[np.argsort(out["sep"], kind="stable")]
         if self.options["match"] == "nearest":
             out = out[:1]
         return out

@@ -327,18 +327,18 @@ _TFORM_DTYPES = {"B": ">u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D"
 _TFORM = re.compile(r"\s*(\d*)\s*([LXBIJKAEDCMPQ])")
 
 
-def _table_columns_from_bytes(source, index, header, hdul, wanted):
-    """Columns *wanted* of binary-table HDU *index*, decoded from its bytes.
+def _table_columns(raw, data_start, header, wanted):
+    """Columns *wanted* of a binary table whose data start at byte *data_start*.
 
     astropy's `~astropy.io.fits.FITS_rec` builds a ``Column`` for every column
     and reads its configuration on every card; for the few scalar columns
     this reader needs that was ~70 % of a file's reading time (5 of 7 ms per
     file; bench/bench_headline.py reads 71 files per run).  Returns None
     (the caller then uses astropy) when the layout is not plain: a column
-    of another type, a vector, scaled values, a heap, or a data unit whose
-    size disagrees with ``NAXIS1 x NAXIS2``.
+    of another type, a vector, scaled values, a heap, or fewer bytes than
+    ``NAXIS1 x NAXIS2``.
     """
-    if not isinstance(source, (str, os.PathLike)) or header.get("XTENSION") != "BINTABLE":
+    if header.get("XTENSION") != "BINTABLE":
         return None
     try:
         row_width, n_rows = int(header["NAXIS1"]), int(header["NAXIS2"])
@@ -361,28 +361,100 @@ def _table_columns_from_bytes(source, index, header, hdul, wanted):
                 return None
             offsets[name], formats[name] = offset, _TFORM_DTYPES[code]
         offset += width
-    if offset != row_width or n_rows < 1 or int(header.get("PCOUNT", 0)) != 0:
-        return None
-    info = hdul.fileinfo(index)
     size = row_width * n_rows
-    with open(source, "rb") as fh:
-        fh.seek(info["datLoc"])
-        raw = fh.read(size)
-    if len(raw) != size:
-        return None   # cut short: astropy's path names the problem
+    if offset != row_width or n_rows < 1 or int(header.get("PCOUNT", 0)) != 0 \
+            or len(raw) < data_start + size:
+        return None
     names = list(offsets)
     rows = np.frombuffer(raw, dtype=np.dtype({"names": names,
                                               "formats": [formats[n] for n in names],
                                               "offsets": [offsets[n] for n in names],
-                                              "itemsize": row_width}), count=n_rows)
+                                              "itemsize": row_width}),
+                         count=n_rows, offset=data_start)
     return {name: rows[name] for name in names}
 
 
+def _headers_from_bytes(raw, count):
+    """The first *count* HDU headers of a FITS file's bytes, with data offsets.
+
+    Walks the 2880-byte blocks (FITS Standard 4.0, sections 3.3 and 4.4): a
+    header ends with the block holding its END card; its data follow, padded
+    to whole blocks, of ``|BITPIX| / 8 x GCOUNT x (PCOUNT + NAXIS1 x ... x
+    NAXISn)`` bytes.  astropy parses each header's cards (lazily).  None when
+    the bytes do not walk cleanly (the caller then opens the file with
+    astropy, which says what is wrong).
+    """
+    out, pos = [], 0
+    while len(out) < count:
+        end = None
+        for block in range(pos, len(raw) - _FITS_BLOCK + 1, _FITS_BLOCK):
+            for card in range(block, block + _FITS_BLOCK, 80):
+                if raw[card:card + 8] == b"END     ":
+                    end = block + _FITS_BLOCK
+                    break
+            if end is not None:
+                break
+        if end is None:
+            return None
+        header = fits.Header.fromstring(raw[pos:end].decode("ascii"))
+        naxis = int(header.get("NAXIS", 0))
+        elements = int(np.prod([int(header[f"NAXIS{k}"]) for k in range(1, naxis + 1)])) \
+            if naxis else 0
+        size = abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * \
+            (int(header.get("PCOUNT", 0)) + elements) if naxis else 0
+        out.append((header, end))
+        pos = end + -(-size // _FITS_BLOCK) * _FITS_BLOCK
+    return out
+
+
+def _plain_file(source, wanted_for):
+    """``(primary header, light-curve header, columns)`` read without fits.open.
+
+    For a file on disk whose second HDU is the ``LIGHTCURVE`` binary table
+    with plain columns (the SPOC and Kepler layouts): ``fits.open`` and its
+    HDU list (resize checks re-serialise every header) were most of the
+    remaining reading time.  None otherwise, or on anything unexpected; the
+    caller then reads the file with astropy.
+    """
+    if not isinstance(source, (str, os.PathLike)) or os.fspath(source).lower().endswith(".gz"):
+        return None
+    try:
+        with open(source, "rb") as fh:
+            raw = fh.read()
+        headers = _headers_from_bytes(raw, 2)
+        if headers is None:
+            return None
+        (primary, _), (header, data_start) = headers
+        if str(header.get("EXTNAME", "")).strip().upper() != _LC_EXTENSION:
+            return None
+        wanted = wanted_for(primary, header)
+        if wanted is None:
+            return None
+        columns = _table_columns(raw, data_start, header, wanted)
+    except Exception:  # noqa: BLE001 - astropy reads it, and names the damage
+        return None
+    if columns is None:
+        return None
+    return primary, header, columns
+
+
 def _read_hdul(source, path, author):
+    def wanted_for(primary, header):
+        try:
+            spec = MISSIONS[_mission_from_header(primary, path)]
+        except MissionFileError:
+            return None
+        names = [str(header.get(f"TTYPE{i}", "")).strip().upper()
+                 for i in range(1, int(header.get("TFIELDS", 0)) + 1)]
+        return {c for c in (*_READ_COLUMNS, spec.quality_column) if c in names}
+
+    plain = _plain_file(source, wanted_for)
+    if plain is not None:
+        primary, header, columns = plain
+        return _lightcurve_arrays(primary, header, columns, path, author)
     with fits.open(source, memmap=False) as hdul:
         primary = hdul[0].header
-        mission = _mission_from_header(primary, path)
-        spec = MISSIONS[mission]
+        spec = MISSIONS[_mission_from_header(primary, path)]
         try:
             hdu = hdul[_LC_EXTENSION]
         except KeyError:
@@ -391,53 +463,57 @@ def _read_hdul(source, path, author):
         header = hdu.header
         if not header.get("TFIELDS"):
             raise MissionFileError(path, f"extension {_LC_EXTENSION} has no table")
-        names = [str(header.get(f"TTYPE{i}", "")).strip().upper()
-                 for i in range(1, int(header["TFIELDS"]) + 1)]
-        missing = [c for c in ("TIME", spec.quality_column) if c not in names]
-        if missing:
-            raise MissionFileError(path, f"extension {_LC_EXTENSION} lacks columns {missing}")
-        wanted = [c for c in (*_READ_COLUMNS, spec.quality_column) if c in names]
-        columns = _table_columns_from_bytes(source, hdul.index_of(_LC_EXTENSION), header,
-                                            hdul, set(wanted))
-        if columns is None:
-            data = hdu.data
-            if data is None:
-                raise MissionFileError(path, f"extension {_LC_EXTENSION} has no table")
-            columns = {c: data[c] for c in wanted}
-        if "BJDREFI" in header:
-            bjdref = float(header["BJDREFI"]) + float(header.get("BJDREFF", 0.0))
+        data = hdu.data
+        if data is None:
+            raise MissionFileError(path, f"extension {_LC_EXTENSION} has no table")
+        names = [n.upper() for n in data.columns.names]
+        columns = {c: data[c] for c in (*_READ_COLUMNS, spec.quality_column) if c in names}
+        return _lightcurve_arrays(primary, header, columns, path, author)
+
+
+def _lightcurve_arrays(primary, header, columns, path, author):
+    """`read_lightcurve_file`'s dict from the headers and the read columns."""
+    mission = _mission_from_header(primary, path)
+    spec = MISSIONS[mission]
+    names = [str(header.get(f"TTYPE{i}", "")).strip().upper()
+             for i in range(1, int(header.get("TFIELDS", 0)) + 1)]
+    missing = [c for c in ("TIME", spec.quality_column) if c not in columns]
+    if missing:
+        raise MissionFileError(path, f"extension {_LC_EXTENSION} lacks columns {missing}")
+    if "BJDREFI" in header:
+        bjdref = float(header["BJDREFI"]) + float(header.get("BJDREFF", 0.0))
+    else:
+        # Not in the header: fall back on the mission's documented reference.
+        bjdref = spec.bjdref
+    out = {
+        "mission": mission,
+        "path": path,
+        "target_id": int(primary.get(spec.id_keyword, -1) or -1),
+        "object": str(primary.get("OBJECT", "")),
+        "season": primary.get(spec.season_keyword),
+        "ra": float(primary.get("RA_OBJ", np.nan)),
+        "dec": float(primary.get("DEC_OBJ", np.nan)),
+        "bjdref": bjdref,
+        "timesys": str(header.get("TIMESYS", "TDB")).strip().upper(),
+        "timeref": str(header.get("TIMEREF", "SOLARSYSTEM")).strip().upper(),
+        "timeunit": str(header.get("TIMEUNIT", "d")).strip().lower(),
+        "quality_column": spec.quality_column,
+    }
+    origin = str(primary.get("ORIGIN", "")).strip()
+    out["author"] = author or (spec.author if origin == "NASA/Ames" or not origin
+                               else origin)
+    n = len(columns["TIME"])
+    units = {}
+    for col in _READ_COLUMNS:
+        if col in columns:
+            out[col] = np.asarray(columns[col], dtype="float64")
+            unit = header.get(f"TUNIT{names.index(col) + 1}")
+            units[col] = None if unit is None else str(unit).strip()
         else:
-            # Not in the header: fall back on the mission's documented reference.
-            bjdref = spec.bjdref
-        out = {
-            "mission": mission,
-            "path": path,
-            "target_id": int(primary.get(spec.id_keyword, -1) or -1),
-            "object": str(primary.get("OBJECT", "")),
-            "season": primary.get(spec.season_keyword),
-            "ra": float(primary.get("RA_OBJ", np.nan)),
-            "dec": float(primary.get("DEC_OBJ", np.nan)),
-            "bjdref": bjdref,
-            "timesys": str(header.get("TIMESYS", "TDB")).strip().upper(),
-            "timeref": str(header.get("TIMEREF", "SOLARSYSTEM")).strip().upper(),
-            "timeunit": str(header.get("TIMEUNIT", "d")).strip().lower(),
-            "quality_column": spec.quality_column,
-        }
-        origin = str(primary.get("ORIGIN", "")).strip()
-        out["author"] = author or (spec.author if origin == "NASA/Ames" or not origin
-                                   else origin)
-        n = len(columns["TIME"])
-        units = {}
-        for col in _READ_COLUMNS:
-            if col in columns:
-                out[col] = np.asarray(columns[col], dtype="float64")
-                unit = header.get(f"TUNIT{names.index(col) + 1}")
-                units[col] = None if unit is None else str(unit).strip()
-            else:
-                out[col] = np.full(n, np.nan)
-        out["QUALITY"] = np.asarray(columns[spec.quality_column], dtype="int64")
-        out["units"] = units
-        out["flux_unit"] = units.get("PDCSAP_FLUX")
+            out[col] = np.full(n, np.nan)
+    out["QUALITY"] = np.asarray(columns[spec.quality_column], dtype="int64")
+    out["units"] = units
+    out["flux_unit"] = units.get("PDCSAP_FLUX")
     return out
 
 

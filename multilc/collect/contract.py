@@ -394,38 +394,46 @@ class ResponseContract:
         bad = np.zeros(len(values), bool)
 
         def count(mask, reason):
+            # *reason* is a callable: its text (unit formatting, comparisons)
+            # is made only when rows are dropped, not on every answer
             new = mask & keep & ~bad
             if new.any():
-                dropped[reason] = dropped.get(reason, 0) + int(new.sum())
+                text = reason()
+                dropped[text] = dropped.get(text, 0) + int(new.sum())
             return mask
 
         if f.kind in ("float", "int"):
             for s in f.sentinels:
-                bad |= count(values == s, f"{f.name} == {s:g} (missing)")
+                bad |= count(values == s, lambda s=s: f"{f.name} == {s:g} (missing)")
             if f.kind == "float":
                 nan = np.isnan(values) | null
                 if not f.nullable:
-                    bad |= count(nan, f"{f.name} missing (null/NaN)")
-                bad |= count(np.isinf(values), f"{f.name} not finite")
+                    bad |= count(nan, lambda: f"{f.name} missing (null/NaN)")
+                bad |= count(np.isinf(values), lambda: f"{f.name} not finite")
             elif not f.nullable:
-                bad |= count(null, f"{f.name} missing (null)")
+                bad |= count(null, lambda: f"{f.name} missing (null)")
             with np.errstate(invalid="ignore"):
                 if f.positive:
-                    bad |= count(values <= 0, f"{f.name} <= 0")
+                    bad |= count(values <= 0, lambda: f"{f.name} <= 0")
                 if f.valid is not None:
                     lo, hi = f.valid
-                    unit = f" {f.unit}" if f.unit is not None and f.unit != u.one else ""
                     out = np.zeros(len(values), bool)
                     if lo is not None:
                         out |= values < lo
                     if hi is not None:
                         out |= values > hi
-                    # 10 significant digits: a JD range stays readable
-                    lo_s = "-inf" if lo is None else f"{lo:.10g}"
-                    hi_s = "inf" if hi is None else f"{hi:.10g}"
-                    bad |= count(out, f"{f.name} outside [{lo_s}, {hi_s}]{unit}")
+
+                    def outside():
+                        unit = f" {f.unit}" if f.unit is not None and f.unit != u.one \
+                            else ""
+                        # 10 significant digits: a JD range stays readable
+                        lo_s = "-inf" if lo is None else f"{lo:.10g}"
+                        hi_s = "inf" if hi is None else f"{hi:.10g}"
+                        return f"{f.name} outside [{lo_s}, {hi_s}]{unit}"
+
+                    bad |= count(out, outside)
         elif not f.nullable:
-            bad |= count(null, f"{f.name} missing (null)")
+            bad |= count(null, lambda: f"{f.name} missing (null)")
         return bad
 
 

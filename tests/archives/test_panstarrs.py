@@ -595,6 +595,15 @@ def test_cut_off_answers_are_truncated_not_data():
     vot = render(DETECTIONS[:3], "votable")
     with pytest.raises(TruncatedResponse):
         ps1._check(ps1.DETECTION_CONTRACT, vot[:len(vot) // 2], "votable", [1], "det")
+    # the query's check before letting a target go: the same cuts, CSV unparsed
+    with pytest.raises(TruncatedResponse):
+        ps1._check_cut_off(text[:-9], "csv", [1], "det")
+    with pytest.raises(TruncatedResponse):
+        ps1._check_cut_off(vot[:len(vot) // 2], "votable", [1], "det")
+    ps1._check_cut_off(text, "csv", [1], "det")              # whole: no error
+    with pytest.raises(ps1.ResponseError, match="fills a whole page"):
+        ps1._check_cut_off(text.split("\n", 1)[0] + "\n" + "1,2\n" * ps1.PAGE_SIZE,
+                           "csv", [1], "det")
 
 
 def test_a_full_page_is_not_taken_as_the_whole_answer(api, monkeypatch):

@@ -206,23 +206,28 @@ def test_values_match_lightkurve_reader(tmp_path, mission):
 
 @pytest.mark.parametrize("mission", ["tess", "kepler", "k2"])
 def test_bytes_reader_equals_astropy_table_reader(tmp_path, mission, monkeypatch):
-    """The direct binary-table decoding gives exactly what astropy's FITS_rec gives."""
+    """Reading the file's bytes directly gives exactly what astropy's fits.open
+    and FITS_rec give."""
     rng = np.random.default_rng(8)
     n = 300
     path = write_lc(tmp_path / f"{mission}_lc.fits", mission,
                     time=np.sort(rng.uniform(100, 130, n)), pdcsap=rng.normal(500, 3, n),
                     pdcsap_err=rng.uniform(1, 2, n),
                     quality=np.where(rng.random(n) < 0.2, 1024, 0))
+    raw = path.read_bytes()
+    (primary, _), (header, start) = tess_kepler._headers_from_bytes(raw, 2)
     with fits.open(path) as hdul:
-        header = hdul["LIGHTCURVE"].header
-        direct = tess_kepler._table_columns_from_bytes(
-            path, 1, header, hdul, {"TIME", "PDCSAP_FLUX", "QUALITY", "SAP_QUALITY"})
+        assert start == hdul.fileinfo(1)["datLoc"]
+        assert dict(primary) == dict(hdul[0].header)
+        assert dict(header) == dict(hdul[1].header)
+        direct = tess_kepler._table_columns(raw, start, header,
+                                            {"TIME", "PDCSAP_FLUX", "QUALITY", "SAP_QUALITY"})
         assert direct is not None                     # the plain layout takes the fast path
         table = hdul["LIGHTCURVE"].data
         for name, values in direct.items():
             np.testing.assert_array_equal(values, table[name])
     fast = tess_kepler.read_lightcurve_file(path)
-    monkeypatch.setattr(tess_kepler, "_table_columns_from_bytes", lambda *a, **k: None)
+    monkeypatch.setattr(tess_kepler, "_plain_file", lambda *a, **k: None)
     slow = tess_kepler.read_lightcurve_file(path)
     assert fast.keys() == slow.keys()
     for key in fast:
@@ -234,12 +239,15 @@ def test_bytes_reader_equals_astropy_table_reader(tmp_path, mission, monkeypatch
 
 
 def test_bytes_reader_leaves_scaled_and_vector_columns_to_astropy(tmp_path):
-    """TZERO/TSCAL or a vector column: astropy decodes (it applies the scaling)."""
+    """TZERO/TSCAL, a vector column or a cut data unit: astropy decodes (it
+    applies the scaling, and names the damage)."""
     rng = np.random.default_rng(9)
     n = 50
     path = write_lc(tmp_path / "tess_lc.fits", "tess", time=np.sort(rng.uniform(1, 2, n)),
                     pdcsap=rng.normal(500, 3, n), pdcsap_err=np.full(n, 2.0),
                     quality=np.zeros(n, int))
+    raw = path.read_bytes()
+    (_, _), (_, start) = tess_kepler._headers_from_bytes(raw, 2)
     with fits.open(path) as hdul:
         cols = hdul["LIGHTCURVE"].columns
         quality = fits.Column(name="QUALITY", format="I", bzero=32768,
@@ -251,9 +259,13 @@ def test_bytes_reader_leaves_scaled_and_vector_columns_to_astropy(tmp_path):
         vectors = fits.BinTableHDU.from_columns(
             [c for c in cols if c.name != "PDCSAP_FLUX"] + [vector], header=hdul[1].header)
         for hdu in (scaled, vectors):
-            assert tess_kepler._table_columns_from_bytes(
-                path, 1, hdu.header, hdul, {"TIME", "QUALITY", "PDCSAP_FLUX"}) is None
+            assert tess_kepler._table_columns(raw, start, hdu.header,
+                                              {"TIME", "QUALITY", "PDCSAP_FLUX"}) is None
+        assert tess_kepler._table_columns(raw[:start + 100], start, hdul[1].header,
+                                          {"TIME"}) is None
         fits.HDUList([hdul[0].copy(), scaled]).writeto(tmp_path / "scaled_lc.fits")
+    assert tess_kepler._plain_file(tmp_path / "scaled_lc.fits", lambda p, h: {"QUALITY"}) \
+        is None
     arrays = tess_kepler.read_lightcurve_file(tmp_path / "scaled_lc.fits")
     assert (arrays["QUALITY"] == 40000).all()         # TZERO applied, by astropy
 
