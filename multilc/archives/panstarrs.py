@@ -308,12 +308,17 @@ def _check(contract, content, fmt, objectids, what):
     table, units = _parse_with_units(content, fmt, objectids=objectids, what=what)
     if not table.colnames and len(table) == 0:
         return None
-    if len(table) >= PAGE_SIZE:
-        raise ResponseError(f"{what}: the answer fills a whole page ({len(table)} rows, "
+    _check_not_a_full_page(len(table), what, objectids)
+    return contract.check(table, objectids=objectids, units=units)
+
+
+def _check_not_a_full_page(rows, what, objectids):
+    """A full page of the paged API may continue: never taken as the whole answer."""
+    if rows >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
                             f"pagesize {PAGE_SIZE}); more rows may exist and are not "
                             "taken as the whole answer: use a smaller radius",
                             archive=NAME, objectids=objectids)
-    return contract.check(table, objectids=objectids, units=units)
 
 
 def _check_cut_off(content, fmt, objectids, what):
@@ -329,11 +334,7 @@ def _check_cut_off(content, fmt, objectids, what):
         return
     check_text_complete(content, archive=NAME, what=what, objectids=objectids)
     rows = sum(1 for line in content.splitlines()[1:] if line.strip())
-    if rows >= PAGE_SIZE:
-        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
-                            f"pagesize {PAGE_SIZE}); more rows may exist and are not "
-                            "taken as the whole answer: use a smaller radius",
-                            archive=NAME, objectids=objectids)
+    _check_not_a_full_page(rows, what, objectids)
 
 
 def _sniff_format(path, content):

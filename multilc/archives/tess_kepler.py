@@ -407,6 +407,12 @@ def _headers_from_bytes(raw, count):
     return out
 
 
+def _column_names(header):
+    """TTYPE1..TTYPEn of a binary-table header, upper case."""
+    return [str(header.get(f"TTYPE{i}", "")).strip().upper()
+            for i in range(1, int(header.get("TFIELDS", 0)) + 1)]
+
+
 def _plain_file(source, wanted_for):
     """``(primary header, light-curve header, columns)`` read without fits.open.
 
@@ -444,8 +450,7 @@ def _read_hdul(source, path, author):
             spec = MISSIONS[_mission_from_header(primary, path)]
         except MissionFileError:
             return None
-        names = [str(header.get(f"TTYPE{i}", "")).strip().upper()
-                 for i in range(1, int(header.get("TFIELDS", 0)) + 1)]
+        names = _column_names(header)
         return {c for c in (*_READ_COLUMNS, spec.quality_column) if c in names}
 
     plain = _plain_file(source, wanted_for)
@@ -475,8 +480,7 @@ def _lightcurve_arrays(primary, header, columns, path, author):
     """`read_lightcurve_file`'s dict from the headers and the read columns."""
     mission = _mission_from_header(primary, path)
     spec = MISSIONS[mission]
-    names = [str(header.get(f"TTYPE{i}", "")).strip().upper()
-             for i in range(1, int(header.get("TFIELDS", 0)) + 1)]
+    names = _column_names(header)
     missing = [c for c in ("TIME", spec.quality_column) if c not in columns]
     if missing:
         raise MissionFileError(path, f"extension {_LC_EXTENSION} lacks columns {missing}")
