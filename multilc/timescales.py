@@ -44,6 +44,8 @@ from astropy import constants
 from astropy import units as u
 from astropy.coordinates import (
     EarthLocation,
+    Latitude,
+    Longitude,
     SkyCoord,
     UnitSphericalRepresentation,
     get_body_barycentric_posvel,
@@ -352,15 +354,21 @@ def _direction(ra, dec, size, system):
     if isinstance(ra, SkyCoord):
         if dec is not None:
             raise TypeError("pass either a SkyCoord as ra (and no dec) or ra and dec Quantities")
-        coord = ra
+        xyz = ra.icrs.represent_as(UnitSphericalRepresentation).to_cartesian().xyz.value
     else:
         if not (isinstance(ra, u.Quantity) and isinstance(dec, u.Quantity)):
             raise TypeError(
                 f"ra and dec for time system {system.name!r} must be angle Quantities "
                 "(e.g. ra * u.deg) or a SkyCoord, not plain numbers"
             )
-        coord = SkyCoord(ra, dec, frame="icrs")
-    xyz = coord.icrs.represent_as(UnitSphericalRepresentation).to_cartesian().xyz.value
+        # ICRS angles: the unit vectors straight from them (what SkyCoord's
+        # unit-spherical to cartesian step computes), with astropy's angle
+        # checks (Latitude refuses |dec| > 90 deg) but without building a frame
+        lon = Longitude(ra).to_value(u.rad)
+        lat = Latitude(dec).to_value(u.rad)
+        lon, lat = np.broadcast_arrays(np.ravel(lon), np.ravel(lat))
+        coslat = np.cos(lat)
+        xyz = np.stack([coslat * np.cos(lon), coslat * np.sin(lon), np.sin(lat)])
     xyz = np.asarray(xyz, dtype=np.float64).reshape(3, -1)
     if xyz.shape[1] not in (1, size):
         raise ValueError(

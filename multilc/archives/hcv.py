@@ -71,12 +71,13 @@ from astropy.table import Table
 from astropy.time import Time
 
 from multilc import photometry
+from multilc.catalogs.match import angular_separation_deg
 from multilc.collect.api import (Archive, ArchiveError, Failure, HTMLPageError, ParseResult,
                                  describe_targets, http_request, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, failure_of, html_title,
-                                      looks_like_html, merge_dropped, run_per_target,
-                                      table_from_text)
+                                      TruncatedResponse, count_complete_csv_rows,
+                                      failure_of, html_title, looks_like_html,
+                                      merge_dropped, run_per_target, table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.timescales import to_mjd_tdb
@@ -138,6 +139,26 @@ LIGHTCURVE_CONTRACT = ResponseContract(
 
 
 # --------------------------------------------------------------------------- helpers
+def _answer_format(text, what, objectids=None):
+    """``"csv"``, ``"votable"``, or None for an empty answer; HTML is an error."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if looks_like_html(stripped):
+        raise ResponseError(f"{what}: an HTML page came where CSV was expected: "
+                            f"{html_title(stripped)!r}", archive="hcv", objectids=objectids)
+    head = stripped[:200].lower()
+    return "votable" if head.startswith("<?xml") or "<votable" in head else "csv"
+
+
+def _check_not_a_full_page(rows, what, objectids=None):
+    """A full page of the paged API may continue: never taken as the whole answer."""
+    if rows >= PAGE_SIZE:
+        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
+                            f"pagesize {PAGE_SIZE}); more rows may exist", archive="hcv",
+                            objectids=objectids)
+
+
 def _read_table(content, what, objectids=None):
     """Table from the API's CSV (or a VOTable); empty text -> empty Table.
 
@@ -145,20 +166,28 @@ def _read_table(content, what, objectids=None):
     """
     text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) \
         else content
-    stripped = text.strip()
-    if not stripped:
+    fmt = _answer_format(text, what, objectids)
+    if fmt is None:
         return Table()
-    if looks_like_html(stripped):
-        raise ResponseError(f"{what}: an HTML page came where CSV was expected: "
-                            f"{html_title(stripped)!r}", archive="hcv", objectids=objectids)
-    head = stripped[:200].lower()
-    fmt = "votable" if head.startswith("<?xml") or "<votable" in head else "csv"
     table = table_from_text(content, fmt, archive="hcv", what=what, objectids=objectids)
-    if len(table) >= PAGE_SIZE:
-        raise ResponseError(f"{what}: the answer fills a whole page ({len(table)} rows, "
-                            f"pagesize {PAGE_SIZE}); more rows may exist", archive="hcv",
-                            objectids=objectids)
+    _check_not_a_full_page(len(table), what, objectids)
     return table
+
+
+def _check_answer_whole(text, what, objectids=None):
+    """Raise unless a light-curve answer is whole (what the query must know).
+
+    A CSV answer is not parsed for this: a last row cut short, and the row
+    count, are visible in its text (HCV cells hold numbers and filter names,
+    never line breaks); its rows are read and checked once, by `HCV.parse`.
+    A VOTable answer is read.
+    """
+    fmt = _answer_format(text, what, objectids)
+    if fmt == "csv":
+        rows = count_complete_csv_rows(text, archive="hcv", what=what, objectids=objectids)
+        _check_not_a_full_page(rows, what, objectids)
+    elif fmt is not None:
+        _read_table(text, what, objectids)
 
 
 def _checked_summary(content, objectids=None):
@@ -173,8 +202,7 @@ def _choose_matches(summary, ra, dec, match):
     if summary is None or len(summary) == 0:
         return [], {}
     ids = summary["MatchID"]
-    sep = SkyCoord(ra * u.deg, dec * u.deg).separation(
-        SkyCoord(summary["RA"] * u.deg, summary["Dec"] * u.deg)).to_value(u.arcsec)
+    sep = angular_separation_deg(ra, dec, summary["RA"], summary["Dec"]) * 3600.0
     best = {}
     for i, s in zip(ids, sep):
         best[int(i)] = min(best.get(int(i), np.inf), float(s))
@@ -325,7 +353,7 @@ class HcvArchive(Archive):
             for mid in ids:
                 text = self._get(mine, self._url("lightcurve_table"),
                                  {"MatchID": mid, "pagesize": PAGE_SIZE}, who)
-                _read_table(text, f"hcv MatchID {mid}", who)  # cut-off answers retried
+                _check_answer_whole(text, f"hcv MatchID {mid}", who)  # cut-off: asked again
                 curves[mid] = text
             return {"summary": summary_text, "lightcurves": curves}
 

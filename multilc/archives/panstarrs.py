@@ -76,15 +76,16 @@ from pathlib import Path
 import numpy as np
 from astropy import config as _config
 from astropy import units as u
-from astropy.coordinates import SkyCoord, angular_separation
+from astropy.coordinates import SkyCoord
 from astropy.table import MaskedColumn, Table
 from astropy.time import Time
 
 from multilc.archives._bulk import memory_released
+from multilc.catalogs.match import angular_separation_deg
 from multilc.collect.api import (Archive, HTMLPageError, ParseResult, http_request,
                                  register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, check_text_complete, failure_of,
+                                      TruncatedResponse, count_complete_csv_rows, failure_of,
                                       html_title, looks_like_html, merge_dropped,
                                       run_per_target, table_from_text)
 from multilc.io.registry import register_file_format
@@ -332,8 +333,7 @@ def _check_cut_off(content, fmt, objectids, what):
     if fmt != "csv":
         _check(DETECTION_CONTRACT, content, fmt, objectids, what)
         return
-    check_text_complete(content, archive=NAME, what=what, objectids=objectids)
-    rows = sum(1 for line in content.splitlines()[1:] if line.strip())
+    rows = count_complete_csv_rows(content, archive=NAME, what=what, objectids=objectids)
     _check_not_a_full_page(rows, what, objectids)
 
 
@@ -527,10 +527,7 @@ class PanSTARRS(Archive):
         out["objID"] = checked["objID"]
         out["raMean"] = checked["raMean"]
         out["decMean"] = checked["decMean"]
-        # astropy's angular separation (Vincenty), as SkyCoord.separation uses
-        out["sep"] = np.degrees(angular_separation(
-            np.radians(ra), np.radians(dec), np.radians(out["raMean"]),
-            np.radians(out["decMean"]))) * 3600.0
+        out["sep"] = angular_separation_deg(ra, dec, out["raMean"], out["decMean"]) * 3600.0
         out = out[out["sep"] <= self.radius.to_value(u.arcsec) * (1 + 1e-9)]
         out = out[np.argsort(out["sep"], kind="stable")]
         if self.options["match"] == "nearest":

@@ -117,6 +117,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -133,6 +134,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.time import Time
 
+from multilc.catalogs.match import angular_separation_deg
 from multilc.collect.api import (Archive, ArchiveError, Failure, ParseResult,
                                  describe_targets, http_request, http_session,
                                  register_archive)
@@ -537,6 +539,13 @@ def _quality_bitmask(spec, option):
     return int(value)
 
 
+@functools.lru_cache(maxsize=64)
+def _unit_of_text(text):
+    """``u.Unit(text)``, parsed once per process (every file of a mission
+    writes the same few TUNIT strings; astropy's parser is not cached)."""
+    return u.Unit(text)
+
+
 def _flux_unit(text, path, column="PDCSAP_FLUX"):
     """Count-rate unit of a file's flux column (SPOC/Kepler write TUNIT 'e-/s').
 
@@ -547,7 +556,7 @@ def _flux_unit(text, path, column="PDCSAP_FLUX"):
     if text is None or not str(text).strip():
         raise MissionFileError(path, f"{column} has no unit (TUNIT); expected e-/s")
     try:
-        unit = u.Unit(str(text).replace("e-", "electron"))
+        unit = _unit_of_text(str(text).replace("e-", "electron"))
     except ValueError:
         raise MissionFileError(path, f"{column} unit {text!r} is not a count rate") \
             from None
@@ -664,10 +673,7 @@ def _check_options(name, options):
 
 def _separation_arcsec(ra1, dec1, ra2, dec2):
     """Angular distance [arcsec] between positions in degrees (NaN if any is NaN)."""
-    from astropy.coordinates import angular_separation
-
-    r = np.radians
-    return np.degrees(angular_separation(r(ra1), r(dec1), r(ra2), r(dec2))) * 3600.0
+    return angular_separation_deg(ra1, dec1, ra2, dec2) * 3600.0
 
 
 def _season_text(spec, season):

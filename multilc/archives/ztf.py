@@ -79,9 +79,9 @@ from astropy.time import Time
 
 from multilc.collect.api import Archive, HTMLPageError, ParseResult, register_archive
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, failure_of, html_title,
-                                      looks_like_html, merge_dropped, run_per_target,
-                                      table_from_text)
+                                      TruncatedResponse, count_complete_csv_rows,
+                                      failure_of, html_title, looks_like_html,
+                                      merge_dropped, run_per_target, table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import mag_to_flux
@@ -297,9 +297,12 @@ def _parse_catalog_rows(table, options, *, objectid, separation, target_ra=None,
     return result
 
 
-def _read_api_table(content, where="", objectids=None):
-    """The API's CSV or IPAC-table text -> astropy Table (never a file name or URL)."""
-    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+def _api_format(text, where="", objectids=None):
+    """``"csv"`` or ``"ipac"``: the format of an API answer's text.
+
+    Raises `ResponseError` for an empty answer, or HTML/XML where a table
+    was expected.
+    """
     stripped = text.lstrip()
     if not stripped:
         raise ResponseError(f"{API_CONTRACT.what}: empty response{where}",
@@ -308,12 +311,33 @@ def _read_api_table(content, where="", objectids=None):
         raise ResponseError(f"{API_CONTRACT.what}: expected CSV or an IPAC table, got "
                             f"HTML/XML{where}: {html_title(stripped)!r}",
                             archive=ARCHIVE_NAME, objectids=objectids)
-    fmt = "ipac" if stripped.startswith(("\\", "|")) else "csv"
+    return "ipac" if stripped.startswith(("\\", "|")) else "csv"
+
+
+def _read_api_table(content, where="", objectids=None):
+    """The API's CSV or IPAC-table text -> astropy Table (never a file name or URL)."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    fmt = _api_format(text, where, objectids)
     table = table_from_text(text, fmt, archive=ARCHIVE_NAME, what=API_CONTRACT.what,
                             objectids=objectids)
     if fmt == "ipac":
         _check_rows_retrieved(table, objectids)
     return table
+
+
+def _check_api_answer_whole(text, objectids=None):
+    """Raise unless an API answer is a whole table (what the query must know).
+
+    A CSV answer is not parsed for this: a last row cut short is visible in
+    its text (ZTF CSV cells hold numbers and filter codes, never line
+    breaks); its rows are read and checked once, by `ZTF.parse`.  An IPAC
+    answer is read, to compare its rows with ``RowsRetrieved``.
+    """
+    if _api_format(text, objectids=objectids) == "csv":
+        count_complete_csv_rows(text, archive=ARCHIVE_NAME, what=API_CONTRACT.what,
+                                objectids=objectids)
+    else:
+        _read_api_table(text, objectids=objectids)
 
 
 def _check_rows_retrieved(table, objectids=None):
@@ -436,7 +460,7 @@ class ZTF(Archive):
                 raise HTMLPageError("the light-curve API answered with an HTML/XML page "
                                     f"instead of CSV: {title!r}", archive=self.name,
                                     objectids=who, title=title)
-            _read_api_table(text, objectids=who)  # a cut-off answer is retried now
+            _check_api_answer_whole(text, who)  # a cut-off answer is retried now
             return text
 
         # One target per request; one target's failure is that target's only.
@@ -476,8 +500,7 @@ class ZTF(Archive):
             target_ra=batch.ra[ti], target_dec=batch.dec[ti], where=where))
 
     def _parse_api(self, raw, batch, options, where):
-        from astropy.coordinates import SkyCoord
-
+        from multilc.catalogs.match import angular_separation_deg
         from multilc.collect.api import ArchiveError, Failure
 
         dropped, failures = {}, []
@@ -506,8 +529,7 @@ class ZTF(Archive):
                     continue
                 e, drops = _api_epochs(table, where, [oid])
                 ra, dec = position[oid]
-                e["separation"] = SkyCoord(ra * u.deg, dec * u.deg).separation(
-                    SkyCoord(e["ra"] * u.deg, e["dec"] * u.deg)).to_value(u.arcsec)
+                e["separation"] = angular_separation_deg(ra, dec, e["ra"], e["dec"]) * 3600.0
             except Exception as exc:  # noqa: BLE001 - this target's failure only
                 failures.append(failure(oid, exc))
                 continue

@@ -29,14 +29,17 @@ def unit_vectors(ra, dec):
 
 
 def angular_separation_deg(ra1, dec1, ra2, dec2):
-    """Angular distance [deg] between positions [deg] (Vincenty formula)."""
+    """Angular distance [deg] between positions [deg].
+
+    astropy's `~astropy.coordinates.angular_separation` (the Vincenty
+    formula, as ``SkyCoord.separation`` uses) on plain arrays, without the
+    cost of building `~astropy.coordinates.SkyCoord` objects.  NaN where any
+    input is NaN.
+    """
+    from astropy.coordinates import angular_separation
+
     l1, b1, l2, b2 = (np.deg2rad(np.asarray(x, dtype=float)) for x in (ra1, dec1, ra2, dec2))
-    sdlon, cdlon = np.sin(l2 - l1), np.cos(l2 - l1)
-    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
-    num1 = cb2 * sdlon
-    num2 = cb1 * sb2 - sb1 * cb2 * cdlon
-    den = sb1 * sb2 + cb1 * cb2 * cdlon
-    return np.rad2deg(np.arctan2(np.hypot(num1, num2), den))
+    return np.rad2deg(angular_separation(l1, b1, l2, b2))
 
 
 def cone_pairs(target_ra, target_dec, ra, dec, rdeg):

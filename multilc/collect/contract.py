@@ -44,7 +44,8 @@ from multilc.collect.api import (HTMLPageError, PermanentError, TransientError, 
 
 __all__ = ["Field", "ResponseContract", "Checked", "ResponseError", "TruncatedResponse",
            "html_answer_of", "record_last_response",
-           "table_from_text", "check_text_complete", "check_votable_status",
+           "table_from_text", "check_text_complete", "count_complete_csv_rows",
+           "check_votable_status",
            "declared_unit", "merge_dropped",
            "run_per_target", "failure_of", "MJD_RANGE"]
 
@@ -601,6 +602,26 @@ def check_text_complete(text, *, contract=None, archive=None, what="answer",
             f"{label}: the answer ends in the middle of a row ({n_last} of {n_head} "
             f"fields in its last line): cut off in transmission",
             archive=name, objectids=objectids)
+
+
+def count_complete_csv_rows(text, *, archive, what="answer", objectids=None, delimiter=","):
+    """The number of data rows of CSV *text*, after checking it was not cut off.
+
+    For the query step of per-target readers, which must know whether an
+    answer is whole before letting the target go (a cut-off answer is asked
+    again), without parsing cells that `ResponseContract.check` reads later.
+    Counts the non-blank lines after the header (as astropy's CSV reader
+    reads them), so it is only for answers whose cells hold no line breaks
+    (numbers and short codes, as in the MAST and IRSA answers using it).
+
+    Raises
+    ------
+    TruncatedResponse
+        The last row was cut short (`check_text_complete`).
+    """
+    check_text_complete(text, archive=archive, what=what, objectids=objectids,
+                        delimiter=delimiter)
+    return max(sum(1 for line in text.splitlines() if line.strip()) - 1, 0)
 
 
 def table_from_text(content, fmt, *, archive, what, objectids=None):

@@ -9,6 +9,7 @@ from astropy.table import MaskedColumn, Table
 from multilc.collect.api import HTMLPageError, html_title, looks_like_html
 from multilc.collect.contract import (Field, ResponseContract, ResponseError,
                                       TruncatedResponse, check_text_complete,
+                                      count_complete_csv_rows,
                                       parse_unit_string, table_from_text)
 from multilc.errors import MultilcError
 
@@ -119,6 +120,20 @@ def test_cut_off_last_row_is_flagged():
         table_from_text(text, "csv", archive="demo", what="answer", objectids=[5])
     assert info.value.transient and info.value.objectids == [5]
     check_text_complete("id,time\n1,2")  # complete row without newline: fine
+
+
+def test_csv_rows_are_counted_without_parsing_and_a_cut_row_is_flagged():
+    text = "id,time,flux,err\n1,58000,1,0.1\n\n2,58001,1,0.1\n"
+    # the number of rows astropy reads from the same text
+    assert count_complete_csv_rows(text, archive="demo") == \
+        len(table_from_text(text, "csv", archive="demo", what="answer")) == 2
+    assert count_complete_csv_rows("id,time,flux,err\n", archive="demo") == 0
+    assert count_complete_csv_rows("", archive="demo") == 0
+    with pytest.raises(TruncatedResponse) as info:
+        count_complete_csv_rows(text + "3,580", archive="demo", what="answer",
+                                objectids=[7])
+    assert info.value.transient and info.value.objectids == [7]
+    assert info.value.archive == "demo"
 
 
 def test_html_is_recognised_with_its_title():
