@@ -49,7 +49,7 @@ from astropy.table import QTable
 from astropy.time import Time
 
 from multilc import photometry
-from multilc.errors import InputError, MultilcError
+from multilc.errors import InputError, MultilcError, require
 from multilc.io.registry import LightCurveRead, LightCurveWrite
 from astropy.io.registry import UnifiedReadWriteMethod
 
@@ -1820,6 +1820,7 @@ class MultiBandLightCurve:
         -------
         `matplotlib.figure.Figure`
         """
+        require("matplotlib", "plot", "MultiBandLightCurve.plot")
         from multilc.plotting import plot
 
         return plot(self, objectid, **kwargs)
@@ -1832,6 +1833,7 @@ class MultiBandLightCurve:
         -------
         list of `pathlib.Path`
         """
+        require("matplotlib", "plot", "MultiBandLightCurve.plot_all")
         from multilc.plotting import plot_all
 
         return plot_all(self, path, **kwargs)

@@ -391,8 +391,8 @@ def test_missing_extra_names_the_extra(module, command, extra, monkeypatch, two_
         argv = ["collect", str(targets_file), "--archives", "demo", "-o",
                 str(tmp_path / "new.parquet"), "--no-progress"]
     assert main(argv) == 2
-    _one_line_error(capsys, f"multilc {command} needs {module}",
-                    f'pip install "multilc[{extra}]"')
+    err = _one_line_error(capsys, f"needs {module}", f'pip install "multilc[{extra}]"')
+    assert err.startswith(f"multilc {command}"), err
 
 
 # --------------------------------------------------------------------------- start-up cost

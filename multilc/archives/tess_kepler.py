@@ -138,7 +138,7 @@ from multilc.catalogs.match import angular_separation_deg
 from multilc.collect.api import (Archive, ArchiveError, Failure, ParseResult,
                                  describe_targets, http_request, http_session,
                                  register_archive)
-from multilc.errors import FileFormatError
+from multilc.errors import FileFormatError, require
 from multilc.io.registry import readwrite_registry, register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.timescales import TIME_SYSTEMS, to_mjd_tdb
@@ -819,8 +819,8 @@ class _MissionArchive(Archive):
 
         base = setting(multilc.conf, "cache_dir")
         if not base:
-            import platformdirs
-
+            platformdirs = require("platformdirs", "archives", "the MAST download "
+                                   "folder (unless MULTILC_MAST_DOWNLOAD_DIR is set)")
             base = platformdirs.user_cache_dir("multilc")
         return Path(base) / "mast"
 

@@ -45,7 +45,7 @@ from multilc.collect.api import (ARCHIVES, Failure, HTMLPageError, ParseResult,
 from multilc.collect.cache import (CacheEntryError, ResponseCache, UnsupportedResponse,
                                    atomic_write)
 from multilc.collect.checkpoint import CheckpointStore
-from multilc.errors import InputError, MultilcError
+from multilc.errors import InputError, MultilcError, require
 from multilc.lightcurve import MultiBandLightCurve
 
 __all__ = ["collect", "run_batch", "Runtime", "BatchResult", "CollectionReport",
@@ -65,8 +65,8 @@ def default_cache_dir():
     configured = setting(conf, "cache_dir")
     if configured:
         return Path(configured)
-    import platformdirs
-
+    platformdirs = require("platformdirs", "archives",
+                           "the response cache folder (unless MULTILC_CACHE_DIR is set)")
     return Path(platformdirs.user_cache_dir("multilc"))
 
 
@@ -831,9 +831,14 @@ def _sample_names(sample):
 
 
 def _show_progress(progress, conf):
+    """Whether to draw progress bars: as asked, or (``progress=None``) on a
+    terminal when the setting allows and tqdm is installed."""
     if progress is not None:
         return bool(progress)
-    return bool(setting(conf, "progress")) and sys.stderr.isatty()
+    import importlib.util
+
+    return (bool(setting(conf, "progress")) and sys.stderr.isatty()
+            and importlib.util.find_spec("tqdm") is not None)
 
 
 def _lost(archive, batch, exc):
@@ -853,7 +858,7 @@ def _is_dask_client(executor):
 def _run_plans(plans, runtime, show, executor, max_workers):
     bars = {}
     if show:
-        from tqdm.auto import tqdm
+        tqdm = require("tqdm.auto", "plot", "progress=True").tqdm
 
         for pos, (name, (_, batches)) in enumerate(plans.items()):
             bars[name] = tqdm(total=len(batches), desc=name, unit="batch", position=pos,
