@@ -84,7 +84,7 @@ from astropy import units as u
 from astropy.table import Table, vstack
 from astropy.time import Time
 
-from multilc.archives._bulk import memory_released
+from multilc.archives._bulk import bulk_concurrency, memory_released
 from multilc.collect.api import (Archive, Failure, HTMLPageError, ParseResult, http_request,
                                  http_session, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
@@ -579,6 +579,11 @@ class Gaia(Archive):
         self.options["drop_rejected"] = _check_drop(self.options["drop_rejected"])
 
     # ------------------------------------------------------------------ planning
+    def concurrency_for(self, batches):
+        if batches and batches[0].options.get("route") == "bulk":
+            return bulk_concurrency(self, [_catalog(self)])
+        return self.max_concurrency
+
     def plan(self, sample):
         route = self.options["route"]
         if route == "auto":

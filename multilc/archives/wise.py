@@ -219,6 +219,11 @@ class _HivePartitionArchive(Archive):
             min_partitions=int(self.setting("partitions_per_batch")))
         return plan_partition_batches(self, sample, groups)
 
+    def concurrency_for(self, batches):
+        from multilc.archives._bulk import bulk_concurrency
+
+        return bulk_concurrency(self, self.catalogs())
+
     def row_filter(self, options):
         """Extra pyarrow filter (None: none)."""
         return None

@@ -85,7 +85,7 @@ from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, Respon
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.photometry import mag_to_flux
-from multilc.archives._bulk import memory_released
+from multilc.archives._bulk import bulk_concurrency, memory_released
 from multilc.timescales import to_mjd_tdb
 
 __all__ = ["ZTF", "conf", "read_api_file", "read_parquet_file", "FILTERS"]
@@ -433,6 +433,11 @@ class ZTF(Archive):
         for b in batches:
             b.options = {**b.options, "route": route}
         return batches
+
+    def concurrency_for(self, batches):
+        if batches and batches[0].options.get("route") == "bulk":
+            return bulk_concurrency(self, [self.catalog()])
+        return self.max_concurrency
 
     # ---- query
     def query(self, batch):

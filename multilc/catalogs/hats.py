@@ -349,6 +349,11 @@ class _Catalog:
         self._fs = None
         self._root = None
 
+    @property
+    def local(self):
+        """True for a catalog on a local file system (not ``s3://`` or HTTP)."""
+        return not self.url.startswith(("s3://", "http://", "https://"))
+
     def __getstate__(self):  # picklable for process executors: drop open handles
         state = self.__dict__.copy()
         state.update(_lock=None, _fs=None, _root=None)

@@ -417,6 +417,8 @@ class Archive:
         conc = options.pop("concurrency", None)
         self.max_concurrency = _positive_int(self.name, "concurrency", conc) \
             if conc is not None else self.setting_or("concurrency", self.concurrency)
+        #: True when the caller chose the concurrency (option or setting)
+        self.concurrency_chosen = conc is not None or self.max_concurrency != self.concurrency
         unknown = set(options) - set(self.default_options)
         if unknown:
             raise _InputTypeError(f"{self.name}: unknown options {sorted(unknown)}; this reader "
@@ -424,6 +426,24 @@ class Archive:
                             f"{sorted(self.default_options) or 'nothing else'}")
         self.options = {**self.default_options, **options}
         self.timeout = None  # set by the engine before query()
+
+    def concurrency_for(self, batches):
+        """How many of *batches* the engine runs at once (threads, one run).
+
+        `max_concurrency` (the ``concurrency`` option or setting: the polite
+        limit of the archive's service).  Readers whose batches are CPU work
+        rather than waiting may lower it (`multilc.archives._bulk`).
+
+        Parameters
+        ----------
+        batches : list of `Batch`
+            This run's batches of this archive (the plan).
+
+        Returns
+        -------
+        int
+        """
+        return self.max_concurrency
 
     def session(self):
         """This thread's `requests.Session` for this archive (see `http_session`).

@@ -911,7 +911,8 @@ def _run_plans(plans, runtime, show, executor, max_workers):
             futures = {}
             budget = max(1, int(max_workers))
             for name, (archive, batches) in plans.items():
-                workers = max(1, min(archive.max_concurrency, budget, len(batches) or 1))
+                workers = max(1, min(archive.concurrency_for(batches), budget,
+                                     len(batches) or 1))
                 pools[name] = cf.ThreadPoolExecutor(workers, thread_name_prefix=name)
             # Interleave submissions so every archive starts at once.
             queues = [[(name, archive, b) for b in batches]

@@ -163,6 +163,59 @@ def test_bulk_through_local_s3(hats_root, monkeypatch):
     assert len(opens) == 3 and set(opens.values()) == {1}
 
 
+def test_bulk_batches_at_once_at_most_the_cpus_for_a_local_catalog(hats_root, monkeypatch):
+    from multilc.archives import _bulk
+    from multilc.archives.ztf import ZTF
+
+    state = {"now": 0, "most": 0, "calls": 0}
+    lock = threading.Lock()
+    real = ZTF._query_bulk
+
+    def spy(self, batch):
+        with lock:
+            state["now"] += 1
+            state["calls"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.1)  # batches submitted together overlap here if allowed to
+        try:
+            return real(self, batch)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(ZTF, "_query_bulk", spy)
+    monkeypatch.setattr(_bulk, "_cpu_count", lambda: 1)
+    monkeypatch.setenv("MULTILC_ZTF_PARTITIONS_PER_BATCH", "1")  # a batch per partition
+    run = dict(radius=1.5 * u.arcsec, cache=False, **FAST)
+    one_cpu = multilc.collect(TARGETS, archives=["ztf"], options={"ztf": {"route": "bulk"}},
+                              **run)
+    assert one_cpu.report.ok, one_cpu.report.summary()
+    # one batch per target's partition, read one after another on one CPU
+    assert state["calls"] == len(TARGETS) and state["most"] == 1
+    # a concurrency the caller chose stands
+    state.update(most=0, calls=0)
+    chosen = multilc.collect(TARGETS, archives=["ztf"],
+                             options={"ztf": {"route": "bulk", "concurrency": 3}}, **run)
+    assert state["calls"] == len(TARGETS) and state["most"] > 1
+    assert chosen == one_cpu
+
+
+def test_bulk_concurrency_of_a_remote_catalog_is_the_archives(monkeypatch):
+    from multilc.archives import _bulk
+    from multilc.archives.ztf import ZTF
+
+    monkeypatch.setattr(_bulk, "_cpu_count", lambda: 1)
+    monkeypatch.setenv("MULTILC_ZTF_HATS_URL", "s3://bucket/ztf/lc/hats")
+    remote = ZTF()
+    assert not remote.catalog().local
+    assert _bulk.bulk_concurrency(remote, [remote.catalog()]) == remote.max_concurrency == 4
+    monkeypatch.setenv("MULTILC_ZTF_HATS_URL", "/data/ztf/lc/hats")
+    local = ZTF()
+    assert local.catalog().local and not local.concurrency_chosen
+    assert _bulk.bulk_concurrency(local, [local.catalog()]) == 1
+    assert _bulk.bulk_concurrency(ZTF(concurrency=3), [local.catalog()]) == 3
+
+
 def test_missing_catalog_is_a_reported_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("MULTILC_ZTF_HATS_URL", str(tmp_path / "nothing"))
     lc = multilc.collect(TARGETS, archives=["ztf"], options={"ztf": {"route": "bulk"}},
