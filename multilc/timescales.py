@@ -361,14 +361,10 @@ def _direction(ra, dec, size, system):
                 f"ra and dec for time system {system.name!r} must be angle Quantities "
                 "(e.g. ra * u.deg) or a SkyCoord, not plain numbers"
             )
-        # ICRS angles: the unit vectors straight from them (what SkyCoord's
-        # unit-spherical to cartesian step computes), with astropy's angle
-        # checks (Latitude refuses |dec| > 90 deg) but without building a frame
-        lon = Longitude(ra).to_value(u.rad)
-        lat = Latitude(dec).to_value(u.rad)
-        lon, lat = np.broadcast_arrays(np.ravel(lon), np.ravel(lat))
-        coslat = np.cos(lat)
-        xyz = np.stack([coslat * np.cos(lon), coslat * np.sin(lon), np.sin(lat)])
+        # ICRS angles: astropy's representation straight from them (with its
+        # angle checks: Latitude refuses |dec| > 90 deg), without the cost of
+        # building a SkyCoord frame; the same vectors, bit for bit
+        xyz = UnitSphericalRepresentation(Longitude(ra), Latitude(dec)).to_cartesian().xyz.value
     xyz = np.asarray(xyz, dtype=np.float64).reshape(3, -1)
     if xyz.shape[1] not in (1, size):
         raise ValueError(

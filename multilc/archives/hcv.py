@@ -75,9 +75,10 @@ from multilc.catalogs.match import angular_separation_deg
 from multilc.collect.api import (Archive, ArchiveError, Failure, HTMLPageError, ParseResult,
                                  describe_targets, http_request, register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, count_complete_csv_rows,
-                                      failure_of, html_title, looks_like_html,
-                                      merge_dropped, run_per_target, table_from_text)
+                                      TruncatedResponse, check_not_a_full_page,
+                                      count_complete_csv_rows, failure_of, html_title,
+                                      looks_like_html, merge_dropped, run_per_target,
+                                      table_from_text)
 from multilc.io.registry import register_file_format
 from multilc.lightcurve import MultiBandLightCurve
 from multilc.timescales import to_mjd_tdb
@@ -151,14 +152,6 @@ def _answer_format(text, what, objectids=None):
     return "votable" if head.startswith("<?xml") or "<votable" in head else "csv"
 
 
-def _check_not_a_full_page(rows, what, objectids=None):
-    """A full page of the paged API may continue: never taken as the whole answer."""
-    if rows >= PAGE_SIZE:
-        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
-                            f"pagesize {PAGE_SIZE}); more rows may exist", archive="hcv",
-                            objectids=objectids)
-
-
 def _read_table(content, what, objectids=None):
     """Table from the API's CSV (or a VOTable); empty text -> empty Table.
 
@@ -170,7 +163,8 @@ def _read_table(content, what, objectids=None):
     if fmt is None:
         return Table()
     table = table_from_text(content, fmt, archive="hcv", what=what, objectids=objectids)
-    _check_not_a_full_page(len(table), what, objectids)
+    check_not_a_full_page(len(table), PAGE_SIZE, archive="hcv", what=what,
+                          objectids=objectids)
     return table
 
 
@@ -185,7 +179,8 @@ def _check_answer_whole(text, what, objectids=None):
     fmt = _answer_format(text, what, objectids)
     if fmt == "csv":
         rows = count_complete_csv_rows(text, archive="hcv", what=what, objectids=objectids)
-        _check_not_a_full_page(rows, what, objectids)
+        check_not_a_full_page(rows, PAGE_SIZE, archive="hcv", what=what,
+                              objectids=objectids)
     elif fmt is not None:
         _read_table(text, what, objectids)
 

@@ -85,7 +85,8 @@ from multilc.catalogs.match import angular_separation_deg
 from multilc.collect.api import (Archive, HTMLPageError, ParseResult, http_request,
                                  register_archive)
 from multilc.collect.contract import (MJD_RANGE, Field, ResponseContract, ResponseError,
-                                      TruncatedResponse, count_complete_csv_rows, failure_of,
+                                      TruncatedResponse, check_not_a_full_page,
+                                      count_complete_csv_rows, failure_of,
                                       html_title, looks_like_html, merge_dropped,
                                       run_per_target, table_from_text)
 from multilc.io.registry import register_file_format
@@ -309,17 +310,9 @@ def _check(contract, content, fmt, objectids, what):
     table, units = _parse_with_units(content, fmt, objectids=objectids, what=what)
     if not table.colnames and len(table) == 0:
         return None
-    _check_not_a_full_page(len(table), what, objectids)
+    check_not_a_full_page(len(table), PAGE_SIZE, archive=NAME, what=what,
+                          objectids=objectids)
     return contract.check(table, objectids=objectids, units=units)
-
-
-def _check_not_a_full_page(rows, what, objectids):
-    """A full page of the paged API may continue: never taken as the whole answer."""
-    if rows >= PAGE_SIZE:
-        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
-                            f"pagesize {PAGE_SIZE}); more rows may exist and are not "
-                            "taken as the whole answer: use a smaller radius",
-                            archive=NAME, objectids=objectids)
 
 
 def _check_cut_off(content, fmt, objectids, what):
@@ -334,7 +327,7 @@ def _check_cut_off(content, fmt, objectids, what):
         _check(DETECTION_CONTRACT, content, fmt, objectids, what)
         return
     rows = count_complete_csv_rows(content, archive=NAME, what=what, objectids=objectids)
-    _check_not_a_full_page(rows, what, objectids)
+    check_not_a_full_page(rows, PAGE_SIZE, archive=NAME, what=what, objectids=objectids)
 
 
 def _sniff_format(path, content):

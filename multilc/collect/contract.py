@@ -45,7 +45,7 @@ from multilc.collect.api import (HTMLPageError, PermanentError, TransientError, 
 __all__ = ["Field", "ResponseContract", "Checked", "ResponseError", "TruncatedResponse",
            "html_answer_of", "record_last_response",
            "table_from_text", "check_text_complete", "count_complete_csv_rows",
-           "check_votable_status",
+           "check_not_a_full_page", "check_votable_status",
            "declared_unit", "merge_dropped",
            "run_per_target", "failure_of", "MJD_RANGE"]
 
@@ -622,6 +622,19 @@ def count_complete_csv_rows(text, *, archive, what="answer", objectids=None, del
     check_text_complete(text, archive=archive, what=what, objectids=objectids,
                         delimiter=delimiter)
     return max(sum(1 for line in text.splitlines() if line.strip()) - 1, 0)
+
+
+def check_not_a_full_page(rows, page_size, *, archive, what="answer", objectids=None):
+    """Raise `ResponseError` when an answer of a paged API fills a whole page.
+
+    Such an answer may continue on a next page, so it is never taken as the
+    whole answer (the MAST catalogs API pages with ``page``/``pagesize``).
+    """
+    if rows >= page_size:
+        raise ResponseError(f"{what}: the answer fills a whole page ({rows} rows, "
+                            f"pagesize {page_size}); more rows may exist and are not "
+                            "taken as the whole answer", archive=archive,
+                            objectids=objectids)
 
 
 def table_from_text(content, fmt, *, archive, what, objectids=None):

@@ -9,7 +9,7 @@ from astropy.table import MaskedColumn, Table
 from multilc.collect.api import HTMLPageError, html_title, looks_like_html
 from multilc.collect.contract import (Field, ResponseContract, ResponseError,
                                       TruncatedResponse, check_text_complete,
-                                      count_complete_csv_rows,
+                                      check_not_a_full_page, count_complete_csv_rows,
                                       parse_unit_string, table_from_text)
 from multilc.errors import MultilcError
 
@@ -134,6 +134,14 @@ def test_csv_rows_are_counted_without_parsing_and_a_cut_row_is_flagged():
                                 objectids=[7])
     assert info.value.transient and info.value.objectids == [7]
     assert info.value.archive == "demo"
+
+
+def test_an_answer_filling_a_whole_page_is_refused():
+    check_not_a_full_page(49_999, 50_000, archive="demo")  # fewer rows: whole
+    with pytest.raises(ResponseError, match=r"fills a whole page \(50000 rows") as info:
+        check_not_a_full_page(50_000, 50_000, archive="demo", what="answer", objectids=[3])
+    assert info.value.archive == "demo" and info.value.objectids == [3]
+    assert not info.value.transient  # asking again gives the same page
 
 
 def test_html_is_recognised_with_its_title():
